@@ -1,0 +1,9 @@
+//! Steward's domain core: tracking entities, validation rules, the search grammar and the
+//! error table. Pure: no IO, no async, no knowledge of SQL or HTTP.
+
+pub mod entities;
+pub mod error;
+pub mod search;
+pub mod validation;
+
+pub use error::{Error, ErrorCode, Result};

@@ -1,0 +1,124 @@
+//! Steward's HTTP edge: the MLflow-compatible REST API (tracking and the artifact proxy),
+//! health and version endpoints. The only crate that knows MLflow's wire format.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let store = steward_store::open_metadata("sqlite:///steward-data/steward.db", "mlflow-artifacts:/").await?;
+//! let artifacts = steward_store::ArtifactStore::open("steward-data/artifacts")?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+//! steward_server::serve(listener, steward_server::AppState::new(store, artifacts), std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+mod artifacts;
+mod error;
+mod request;
+mod tracking;
+mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use steward_store::{ArtifactStore, Backend, MetadataStore};
+
+pub use error::ApiError;
+
+/// The MLflow version whose REST API Steward speaks; `/version` reports it so that clients
+/// gating features on the server version behave as with that MLflow.
+pub const MLFLOW_COMPAT_VERSION: &str = "3.17.2";
+
+/// Everything a request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn MetadataStore>,
+    pub artifacts: ArtifactStore,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn MetadataStore>, artifacts: ArtifactStore) -> Self {
+        AppState { store, artifacts }
+    }
+}
+
+fn tracking_routes() -> Router<AppState> {
+    use tracking::*;
+    Router::new()
+        .route("/experiments/create", post(create_experiment))
+        .route("/experiments/get", get(get_experiment))
+        .route("/experiments/get-by-name", get(get_experiment_by_name))
+        .route("/experiments/search", get(search_experiments).post(search_experiments))
+        .route("/experiments/update", post(update_experiment))
+        .route("/experiments/delete", post(delete_experiment))
+        .route("/experiments/restore", post(restore_experiment))
+        .route("/experiments/set-experiment-tag", post(set_experiment_tag))
+        .route("/experiments/delete-experiment-tag", post(delete_experiment_tag))
+        .route("/runs/create", post(create_run))
+        .route("/runs/get", get(get_run))
+        .route("/runs/update", post(update_run))
+        .route("/runs/delete", post(delete_run))
+        .route("/runs/restore", post(restore_run))
+        .route("/runs/search", post(search_runs))
+        .route("/runs/log-metric", post(log_metric))
+        .route("/runs/log-parameter", post(log_param))
+        .route("/runs/set-tag", post(set_tag))
+        .route("/runs/delete-tag", post(delete_tag))
+        .route("/runs/log-batch", post(log_batch))
+        .route("/runs/log-inputs", post(log_inputs))
+        .route("/metrics/get-history", get(get_metric_history))
+        .route("/metrics/get-history-bulk-interval", get(get_metric_history_bulk_interval))
+        .route("/artifacts/list", get(list_artifacts))
+        // Logged models arrive with the registry; until then there are none to find, and the
+        // client's artifact listing asks.
+        .route("/logged-models/search", post(|| async { Json(json!({})) }))
+        .layer(DefaultBodyLimit::max(request::MAX_JSON_BODY))
+}
+
+fn artifact_routes() -> Router<AppState> {
+    Router::new()
+        .route("/artifacts", get(artifacts::list))
+        .route("/artifacts/{*path}", get(artifacts::download).put(artifacts::upload).delete(artifacts::delete))
+        // Uploads stream to the store; their size is not bounded by a body limit.
+        .layer(DefaultBodyLimit::disable())
+}
+
+async fn server_info(axum::extract::State(s): axum::extract::State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "store_type": "SqlStore",
+        "steward_backend": match s.store.backend() { Backend::Sqlite => "sqlite", Backend::Postgres => "postgresql" },
+        "workspaces_enabled": false,
+        "trace_archival_enabled": false,
+        "multipart_uploads_enabled": false,
+        "multipart_downloads_enabled": false,
+        "presigned_upload_run_id_supported": false,
+        "presigned_upload_model_id_supported": false,
+        "features_enabled": { "gateway": false },
+    }))
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "OK" }))
+        .route("/version", get(|| async { MLFLOW_COMPAT_VERSION }))
+        .route("/api/3.0/mlflow/server-info", get(server_info))
+        .route("/ajax-api/3.0/mlflow/server-info", get(server_info))
+        .nest("/api/2.0/mlflow", tracking_routes())
+        .nest("/ajax-api/2.0/mlflow", tracking_routes())
+        .nest("/api/2.0/mlflow-artifacts", artifact_routes())
+        .nest("/ajax-api/2.0/mlflow-artifacts", artifact_routes())
+        .fallback(error::not_found)
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,78 @@
+//! Versioned schema migrations, one ordered list per backend, each applied once in its own
+//! transaction and recorded in `steward_schema_migrations`.
+
+use sqlx::{AnyPool, Row};
+use steward_core::{Error, Result};
+
+use super::{db_error, Backend};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "tracking",
+    sql: include_str!("../../migrations/sqlite/0001_tracking.sql"),
+}];
+
+const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "tracking",
+    sql: include_str!("../../migrations/postgres/0001_tracking.sql"),
+}];
+
+pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
+    let migrations = match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    };
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS steward_schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .map_err(db_error)?;
+    for m in migrations {
+        let mut tx = pool.begin().await.map_err(db_error)?;
+        if backend == Backend::Postgres {
+            // Serialise concurrent starters on one database.
+            sqlx::raw_sql("LOCK TABLE steward_schema_migrations IN EXCLUSIVE MODE").execute(&mut *tx).await.map_err(db_error)?;
+        }
+        let done = sqlx::query("SELECT version FROM steward_schema_migrations WHERE version = $1")
+            .bind(m.version)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if done.is_some() {
+            continue;
+        }
+        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(|e| {
+            Error::internal(format!("migration {} ({}) failed: {e}", m.version, m.name))
+        })?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        sqlx::query("INSERT INTO steward_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+    }
+    let newest: Option<i64> = sqlx::query("SELECT MAX(version) FROM steward_schema_migrations")
+        .fetch_one(pool)
+        .await
+        .map_err(db_error)?
+        .get(0);
+    let known = migrations.last().map(|m| m.version).unwrap_or(0);
+    if newest.unwrap_or(0) > known {
+        return Err(Error::internal(format!(
+            "the database schema is at version {} but this steward knows only up to {known}; upgrade steward",
+            newest.unwrap_or(0)
+        )));
+    }
+    Ok(())
+}

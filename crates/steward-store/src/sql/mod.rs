@@ -1,0 +1,1005 @@
+//! The SQL metadata store: one implementation over sqlx's `Any` driver, run on SQLite (the
+//! embedded default) or PostgreSQL.
+//!
+//! The two backends share every statement (both accept `$N` placeholders, `ON CONFLICT`,
+//! `RETURNING` and window functions); they differ in connection setup, the write path and
+//! their migrations (`migrations/<backend>/`). SQLite gets a single-connection writer pool so
+//! that writes are serialised in-process and never fight over the database lock, and a
+//! separate reader pool that WAL lets run alongside it.
+
+mod migrate;
+mod names;
+mod search;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use sqlx::{Executor, Transaction};
+use steward_core::entities::{
+    Batch, Dataset, DatasetInput, Experiment, LifecycleStage, Metric, NewRun, Param, Run, RunInfo, RunMetric, RunStatus,
+    RunUpdate, Tag, RUN_NAME_TAG,
+};
+use steward_core::search::{decode_page_token, encode_page_token};
+use steward_core::validation;
+use steward_core::{Error, ErrorCode, Result};
+
+use crate::{ExperimentQuery, IntervalQuery, MetadataStore, Page, RunQuery};
+
+/// Which database a [`SqlStore`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+        }
+    }
+}
+
+pub struct SqlStore {
+    read: AnyPool,
+    write: AnyPool,
+    backend: Backend,
+    artifact_root: String,
+}
+
+/// A value to bind to a `$N` placeholder.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    I64(i64),
+    F64(f64),
+    Text(String),
+}
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+pub(crate) fn bind_all(mut q: Query<'_>, binds: Vec<Bind>) -> Query<'_> {
+    for b in binds {
+        q = match b {
+            Bind::I64(v) => q.bind(v),
+            Bind::F64(v) => q.bind(v),
+            Bind::Text(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+fn dyn_query(sql: String) -> Query<'static> {
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+}
+
+/// Placeholders `$start, $start+1, ...` for an `IN (...)` list of `n` values.
+pub(crate) fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+pub(crate) fn db_error(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::PoolTimedOut => Error::new(ErrorCode::TemporarilyUnavailable, "the metadata store is busy; retry"),
+        _ => Error::internal(format!("metadata store error: {e}")),
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn parse_experiment_id(id: &str) -> Result<i64> {
+    id.parse::<i64>().map_err(|_| {
+        Error::invalid(format!("Invalid experiment ID '{id}'. Experiment ID must be a valid integer."))
+    })
+}
+
+fn experiment_not_found(id: &str) -> Error {
+    Error::not_found(format!("No Experiment with id={id} exists"))
+}
+
+fn run_not_found(id: &str) -> Error {
+    Error::not_found(format!("Run with id={id} not found"))
+}
+
+/// Metric values as stored: NaN cannot live in a SQLite REAL, so it is kept as 0 + a flag.
+fn stored_value(v: f64) -> (f64, i64) {
+    if v.is_nan() { (0.0, 1) } else { (v, 0) }
+}
+
+fn loaded_value(v: f64, is_nan: i64) -> f64 {
+    if is_nan != 0 { f64::NAN } else { v }
+}
+
+/// Splits an MLflow-style database URI into the backend and a URL sqlx understands.
+fn parse_uri(uri: &str) -> Result<(Backend, String)> {
+    if uri.starts_with("postgresql://") || uri.starts_with("postgres://") {
+        let url = uri.replacen("postgresql+psycopg2://", "postgresql://", 1);
+        return Ok((Backend::Postgres, url));
+    }
+    // SQLAlchemy's convention: sqlite:///relative and sqlite:////absolute.
+    let path = if let Some(rest) = uri.strip_prefix("sqlite:///") {
+        rest.to_owned()
+    } else if let Some(rest) = uri.strip_prefix("sqlite://") {
+        rest.to_owned()
+    } else if let Some(rest) = uri.strip_prefix("sqlite:") {
+        rest.to_owned()
+    } else if uri.contains("://") {
+        return Err(Error::invalid(format!(
+            "unsupported backend store URI '{uri}': expected sqlite:///PATH, postgresql://USER@HOST:PORT/DB or a file path"
+        )));
+    } else {
+        uri.to_owned()
+    };
+    if path.is_empty() {
+        return Err(Error::invalid(format!("backend store URI '{uri}' names no database file")));
+    }
+    let path = std::path::Path::new(&path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::internal(format!("cannot create directory {}: {e}", dir.display())))?;
+    }
+    let abs = std::path::absolute(path).map_err(|e| Error::internal(format!("bad path {}: {e}", path.display())))?;
+    Ok((Backend::Sqlite, format!("sqlite://{}?mode=rwc", abs.display())))
+}
+
+const SQLITE_PRAGMAS: [&str; 5] = [
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA busy_timeout = 10000",
+    // FULL: an acknowledged write survives power loss, not only a process crash.
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = ON",
+    // MLflow's LIKE is case-sensitive; ILIKE is the case-insensitive one.
+    "PRAGMA case_sensitive_like = ON",
+];
+
+impl SqlStore {
+    pub async fn open(uri: &str, artifact_root: &str) -> Result<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = parse_uri(uri)?;
+        let options = AnyConnectOptions::from_str(&url).map_err(|e| Error::invalid(format!("bad backend store URI '{uri}': {e}")))?;
+        let connect = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            for pragma in SQLITE_PRAGMAS {
+                                conn.execute(pragma).await?;
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+        };
+        let (read, write) = match backend {
+            Backend::Sqlite => {
+                let write = connect(1).connect_with(options.clone()).await.map_err(|e| open_error(uri, e))?;
+                let read = connect(8).connect_with(options).await.map_err(|e| open_error(uri, e))?;
+                (read, write)
+            }
+            Backend::Postgres => {
+                let pool = connect(16).connect_with(options).await.map_err(|e| open_error(uri, e))?;
+                (pool.clone(), pool)
+            }
+        };
+        let store = SqlStore { read, write, backend, artifact_root: artifact_root.trim_end_matches('/').to_owned() };
+        migrate::run(&store.write, backend).await?;
+        store.ensure_default_experiment().await?;
+        Ok(store)
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, sqlx::Any>> {
+        self.write.begin().await.map_err(db_error)
+    }
+
+    fn experiment_artifact_location(&self, id: i64) -> String {
+        format!("{}/{id}", self.artifact_root)
+    }
+
+    async fn ensure_default_experiment(&self) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM experiments WHERE experiment_id = 0")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if exists.is_none() {
+            let now = now_ms();
+            sqlx::query(
+                "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES (0, 'Default', $1, 'active', $2, $2)",
+            )
+            .bind(self.experiment_artifact_location(0))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn load_experiments(&self, ids: &[i64]) -> Result<Vec<Experiment>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let ph = placeholders(1, ids.len());
+        let binds: Vec<Bind> = ids.iter().map(|i| Bind::I64(*i)).collect();
+        let rows = bind_all(
+            dyn_query(format!(
+                "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time FROM experiments WHERE experiment_id IN ({ph})"
+            )),
+            binds.clone(),
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?;
+        let tag_rows = bind_all(
+            dyn_query(format!("SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ({ph}) ORDER BY key")),
+            binds,
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?;
+        let mut tags: HashMap<i64, Vec<Tag>> = HashMap::new();
+        for r in tag_rows {
+            tags.entry(r.get(0)).or_default().push(Tag { key: r.get(1), value: r.get(2) });
+        }
+        let mut by_id: HashMap<i64, Experiment> = HashMap::new();
+        for r in rows {
+            let id: i64 = r.get(0);
+            let stage: String = r.get(3);
+            by_id.insert(
+                id,
+                Experiment {
+                    experiment_id: id.to_string(),
+                    name: r.get(1),
+                    artifact_location: r.get(2),
+                    lifecycle_stage: LifecycleStage::parse(&stage)?,
+                    creation_time: r.get(4),
+                    last_update_time: r.get(5),
+                    tags: tags.remove(&id).unwrap_or_default(),
+                },
+            );
+        }
+        // Keep the caller's order (it carries the search's ORDER BY).
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
+    /// Loads whole runs (info, latest metrics, params, tags, inputs), in the order given.
+    async fn load_runs(&self, ids: &[String]) -> Result<Vec<Run>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let ph = placeholders(1, ids.len());
+        let binds: Vec<Bind> = ids.iter().map(|i| Bind::Text(i.clone())).collect();
+        let fetch = |sql: String| {
+            let binds = binds.clone();
+            async move { bind_all(dyn_query(sql), binds).fetch_all(&self.read).await.map_err(db_error) }
+        };
+        let infos = fetch(format!(
+            "SELECT run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage FROM runs WHERE run_uuid IN ({ph})"
+        ))
+        .await?;
+        let metrics = fetch(format!(
+            "SELECT run_uuid, key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid IN ({ph}) ORDER BY key"
+        ))
+        .await?;
+        let params = fetch(format!("SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({ph}) ORDER BY key")).await?;
+        let tags = fetch(format!("SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({ph}) ORDER BY key")).await?;
+        let inputs = fetch(format!(
+            "SELECT i.run_uuid, d.dataset_uuid, d.name, d.digest, d.source_type, d.source, d.dataset_schema, d.profile \
+             FROM run_inputs i JOIN datasets d ON d.dataset_uuid = i.dataset_uuid WHERE i.run_uuid IN ({ph}) ORDER BY d.name, d.digest"
+        ))
+        .await?;
+        let input_tags = fetch(format!(
+            "SELECT run_uuid, dataset_uuid, key, value FROM input_tags WHERE run_uuid IN ({ph}) ORDER BY key"
+        ))
+        .await?;
+
+        let mut runs: HashMap<String, Run> = HashMap::new();
+        for r in infos {
+            let info = run_info_from_row(&r)?;
+            runs.insert(info.run_id.clone(), Run { info, metrics: vec![], params: vec![], tags: vec![], dataset_inputs: vec![] });
+        }
+        for r in metrics {
+            if let Some(run) = runs.get_mut(&r.get::<String, _>(0)) {
+                run.metrics.push(Metric {
+                    key: r.get(1),
+                    value: loaded_value(r.get(2), r.get(5)),
+                    timestamp: r.get(3),
+                    step: r.get(4),
+                });
+            }
+        }
+        for r in params {
+            if let Some(run) = runs.get_mut(&r.get::<String, _>(0)) {
+                run.params.push(Param { key: r.get(1), value: r.get(2) });
+            }
+        }
+        for r in tags {
+            if let Some(run) = runs.get_mut(&r.get::<String, _>(0)) {
+                run.tags.push(Tag { key: r.get(1), value: r.get(2) });
+            }
+        }
+        let mut itags: HashMap<(String, String), Vec<Tag>> = HashMap::new();
+        for r in input_tags {
+            itags.entry((r.get(0), r.get(1))).or_default().push(Tag { key: r.get(2), value: r.get(3) });
+        }
+        for r in inputs {
+            let run_id: String = r.get(0);
+            let dataset_uuid: String = r.get(1);
+            if let Some(run) = runs.get_mut(&run_id) {
+                let tags = itags.remove(&(run_id.clone(), dataset_uuid)).unwrap_or_default();
+                run.dataset_inputs.push(DatasetInput {
+                    tags,
+                    dataset: Dataset {
+                        name: r.get(2),
+                        digest: r.get(3),
+                        source_type: r.get(4),
+                        source: r.get(5),
+                        schema: r.get(6),
+                        profile: r.get(7),
+                    },
+                });
+            }
+        }
+        Ok(ids.iter().filter_map(|id| runs.remove(id)).collect())
+    }
+}
+
+fn open_error(uri: &str, e: sqlx::Error) -> Error {
+    Error::new(ErrorCode::TemporarilyUnavailable, format!("cannot open metadata store '{uri}': {e}"))
+}
+
+fn run_info_from_row(r: &AnyRow) -> Result<RunInfo> {
+    let status: String = r.get(4);
+    let stage: String = r.get(8);
+    let experiment_id: i64 = r.get(2);
+    Ok(RunInfo {
+        run_id: r.get(0),
+        run_name: r.get(1),
+        experiment_id: experiment_id.to_string(),
+        user_id: r.get(3),
+        status: RunStatus::parse(&status)?,
+        start_time: r.get(5),
+        end_time: r.get(6),
+        artifact_uri: r.get(7),
+        lifecycle_stage: LifecycleStage::parse(&stage)?,
+    })
+}
+
+/// Reads a run's lifecycle stage inside a write transaction; refuses unknown runs.
+async fn run_stage(tx: &mut Transaction<'static, sqlx::Any>, run_id: &str) -> Result<String> {
+    let row = sqlx::query("SELECT lifecycle_stage FROM runs WHERE run_uuid = $1")
+        .bind(run_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| run_not_found(run_id))?;
+    Ok(row.get(0))
+}
+
+async fn require_active_run(tx: &mut Transaction<'static, sqlx::Any>, run_id: &str) -> Result<()> {
+    let stage = run_stage(tx, run_id).await?;
+    if stage != "active" {
+        return Err(Error::invalid(format!(
+            "The run {run_id} must be in the 'active' state. Current state is {stage}."
+        )));
+    }
+    Ok(())
+}
+
+async fn experiment_stage(tx: &mut Transaction<'static, sqlx::Any>, id: i64, shown: &str) -> Result<String> {
+    let row = sqlx::query("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| experiment_not_found(shown))?;
+    Ok(row.get(0))
+}
+
+async fn upsert_run_tags(tx: &mut Transaction<'static, sqlx::Any>, run_id: &str, tags: &[Tag]) -> Result<()> {
+    for t in tags {
+        sqlx::query("INSERT INTO tags (run_uuid, key, value) VALUES ($1, $2, $3) ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value")
+            .bind(run_id)
+            .bind(&t.key)
+            .bind(&t.value)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        if t.key == RUN_NAME_TAG {
+            sqlx::query("UPDATE runs SET name = $1 WHERE run_uuid = $2")
+                .bind(&t.value)
+                .bind(run_id)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl MetadataStore for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn create_experiment(&self, name: &str, artifact_location: Option<&str>, tags: &[Tag]) -> Result<String> {
+        validation::check_experiment_name(name)?;
+        for t in tags {
+            validation::check_experiment_tag(t)?;
+        }
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES ($1, $2, 'active', $3, $3) RETURNING experiment_id",
+        )
+        .bind(name)
+        .bind(artifact_location.unwrap_or(""))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        let id: i64 = match inserted {
+            Ok(row) => row.get(0),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(Error::already_exists(format!("Experiment(name={name}) already exists")));
+            }
+            Err(e) => return Err(db_error(e)),
+        };
+        if artifact_location.is_none_or(str::is_empty) {
+            sqlx::query("UPDATE experiments SET artifact_location = $1 WHERE experiment_id = $2")
+                .bind(self.experiment_artifact_location(id))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        for t in tags {
+            sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value")
+                .bind(id)
+                .bind(&t.key)
+                .bind(&t.value)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(id.to_string())
+    }
+
+    async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment> {
+        let id = parse_experiment_id(experiment_id)?;
+        self.load_experiments(&[id]).await?.pop().ok_or_else(|| experiment_not_found(experiment_id))
+    }
+
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
+        let row = sqlx::query("SELECT experiment_id FROM experiments WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| Error::not_found(format!("Could not find experiment with name '{name}'")))?;
+        let id: i64 = row.get(0);
+        self.load_experiments(&[id]).await?.pop().ok_or_else(|| experiment_not_found(&id.to_string()))
+    }
+
+    async fn search_experiments(&self, query: &ExperimentQuery) -> Result<Page<Experiment>> {
+        let (sql, binds, limit, offset) = search::experiments_sql(query)?;
+        let rows = bind_all(dyn_query(sql), binds).fetch_all(&self.read).await.map_err(db_error)?;
+        let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        let next = page_after(&mut ids, limit, offset);
+        Ok(Page { items: self.load_experiments(&ids).await?, next_page_token: next })
+    }
+
+    async fn rename_experiment(&self, experiment_id: &str, new_name: &str) -> Result<()> {
+        validation::check_experiment_name(new_name)?;
+        let id = parse_experiment_id(experiment_id)?;
+        let mut tx = self.begin().await?;
+        let stage = experiment_stage(&mut tx, id, experiment_id).await?;
+        if stage != "active" {
+            return Err(Error::invalid(format!(
+                "Cannot rename a non-active experiment. Experiment {experiment_id} is in lifecycle stage {stage}"
+            )));
+        }
+        let res = sqlx::query("UPDATE experiments SET name = $1, last_update_time = $2 WHERE experiment_id = $3")
+            .bind(new_name)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await;
+        match res {
+            Ok(_) => tx.commit().await.map_err(db_error),
+            Err(e) if is_unique_violation(&e) => {
+                Err(Error::already_exists(format!("Experiment(name={new_name}) already exists")))
+            }
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    async fn delete_experiment(&self, experiment_id: &str) -> Result<()> {
+        self.set_experiment_stage(experiment_id, LifecycleStage::Deleted).await
+    }
+
+    async fn restore_experiment(&self, experiment_id: &str) -> Result<()> {
+        self.set_experiment_stage(experiment_id, LifecycleStage::Active).await
+    }
+
+    async fn set_experiment_tag(&self, experiment_id: &str, tag: &Tag) -> Result<()> {
+        validation::check_experiment_tag(tag)?;
+        let id = parse_experiment_id(experiment_id)?;
+        let mut tx = self.begin().await?;
+        require_active_experiment(&mut tx, id, experiment_id).await?;
+        sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value")
+            .bind(id)
+            .bind(&tag.key)
+            .bind(&tag.value)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn delete_experiment_tag(&self, experiment_id: &str, key: &str) -> Result<()> {
+        let id = parse_experiment_id(experiment_id)?;
+        let mut tx = self.begin().await?;
+        require_active_experiment(&mut tx, id, experiment_id).await?;
+        let res = sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
+            .bind(id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if res.rows_affected() == 0 {
+            return Err(Error::not_found(format!("No tag with name: {key} in experiment with id {experiment_id}")));
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn create_run(&self, run: NewRun) -> Result<Run> {
+        for (i, t) in run.tags.iter().enumerate() {
+            validation::check_run_tag(&format!("tags[{i}]"), t)?;
+        }
+        let exp_id = parse_experiment_id(&run.experiment_id)?;
+        let run_id = uuid::Uuid::new_v4().simple().to_string();
+        let tag_name = run.tags.iter().find(|t| t.key == RUN_NAME_TAG).map(|t| t.value.clone());
+        if let (Some(given), Some(tagged)) = (&run.run_name, &tag_name) {
+            if given != tagged {
+                return Err(Error::invalid(format!(
+                    "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different values (run_name='{given}', mlflow.runName='{tagged}')."
+                )));
+            }
+        }
+        let run_name = run.run_name.filter(|n| !n.is_empty()).or(tag_name).unwrap_or_else(names::random_run_name);
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT lifecycle_stage, artifact_location FROM experiments WHERE experiment_id = $1")
+            .bind(exp_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| experiment_not_found(&run.experiment_id))?;
+        let stage: String = row.get(0);
+        if stage != "active" {
+            return Err(Error::invalid(format!(
+                "The experiment {exp_id} must be in the 'active' state. Current state is {stage}."
+            )));
+        }
+        let location: String = row.get(1);
+        let artifact_uri = format!("{}/{run_id}/artifacts", location.trim_end_matches('/'));
+        sqlx::query(
+            "INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage) VALUES ($1, $2, $3, $4, 'RUNNING', $5, NULL, $6, 'active')",
+        )
+        .bind(&run_id)
+        .bind(&run_name)
+        .bind(exp_id)
+        .bind(&run.user_id)
+        .bind(run.start_time)
+        .bind(&artifact_uri)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let mut tags: Vec<Tag> = run.tags.into_iter().filter(|t| t.key != RUN_NAME_TAG).collect();
+        tags.push(Tag { key: RUN_NAME_TAG.into(), value: run_name });
+        upsert_run_tags(&mut tx, &run_id, &tags).await?;
+        tx.commit().await.map_err(db_error)?;
+        self.get_run(&run_id).await
+    }
+
+    async fn get_run(&self, run_id: &str) -> Result<Run> {
+        self.load_runs(&[run_id.to_owned()]).await?.pop().ok_or_else(|| run_not_found(run_id))
+    }
+
+    async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
+        let mut tx = self.begin().await?;
+        require_active_run(&mut tx, run_id).await?;
+        if let Some(status) = update.status {
+            sqlx::query("UPDATE runs SET status = $1 WHERE run_uuid = $2")
+                .bind(status.as_str())
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        if let Some(end) = update.end_time {
+            sqlx::query("UPDATE runs SET end_time = $1 WHERE run_uuid = $2").bind(end).bind(run_id).execute(&mut *tx).await.map_err(db_error)?;
+        }
+        if let Some(name) = update.run_name.filter(|n| !n.is_empty()) {
+            upsert_run_tags(&mut tx, run_id, &[Tag { key: RUN_NAME_TAG.into(), value: name }]).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(self.get_run(run_id).await?.info)
+    }
+
+    async fn delete_run(&self, run_id: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        run_stage(&mut tx, run_id).await?;
+        sqlx::query("UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = $1 WHERE run_uuid = $2")
+            .bind(now_ms())
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn restore_run(&self, run_id: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        run_stage(&mut tx, run_id).await?;
+        sqlx::query("UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE run_uuid = $1")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn search_runs(&self, query: &RunQuery) -> Result<Page<Run>> {
+        let (sql, binds, limit, offset) = search::runs_sql(query)?;
+        let rows = bind_all(dyn_query(sql), binds).fetch_all(&self.read).await.map_err(db_error)?;
+        let mut ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let next = page_after(&mut ids, limit, offset);
+        Ok(Page { items: self.load_runs(&ids).await?, next_page_token: next })
+    }
+
+    async fn log_batch(&self, run_id: &str, batch: &Batch) -> Result<()> {
+        validation::check_batch(batch)?;
+        let mut tx = self.begin().await?;
+        require_active_run(&mut tx, run_id).await?;
+
+        if !batch.params.is_empty() {
+            let ph = placeholders(2, batch.params.len());
+            let mut binds = vec![Bind::Text(run_id.to_owned())];
+            binds.extend(batch.params.iter().map(|p| Bind::Text(p.key.clone())));
+            let existing = bind_all(dyn_query(format!("SELECT key, value FROM params WHERE run_uuid = $1 AND key IN ({ph})")), binds)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            let existing: HashMap<String, String> = existing.iter().map(|r| (r.get(0), r.get(1))).collect();
+            for p in &batch.params {
+                if let Some(old) = existing.get(&p.key).filter(|old| **old != p.value) {
+                    return Err(Error::invalid(format!(
+                        "Changing param values is not allowed. Param with key='{}' was already logged with value='{old}' for run ID='{run_id}'. Attempted logging new value '{}'.",
+                        p.key, p.value
+                    )));
+                }
+            }
+            let new: Vec<&Param> = batch.params.iter().filter(|p| !existing.contains_key(&p.key)).collect();
+            if !new.is_empty() {
+                let values: Vec<String> = (0..new.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
+                let binds = new
+                    .iter()
+                    .flat_map(|p| [Bind::Text(run_id.to_owned()), Bind::Text(p.key.clone()), Bind::Text(p.value.clone())])
+                    .collect();
+                bind_all(dyn_query(format!("INSERT INTO params (run_uuid, key, value) VALUES {}", values.join(", "))), binds)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+        }
+
+        if !batch.metrics.is_empty() {
+            let values: Vec<String> = (0..batch.metrics.len())
+                .map(|i| {
+                    let b = 6 * i;
+                    format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6)
+                })
+                .collect();
+            let mut binds = Vec::with_capacity(batch.metrics.len() * 6);
+            let mut latest: HashMap<&str, &Metric> = HashMap::new();
+            for m in &batch.metrics {
+                let (v, nan) = stored_value(m.value);
+                binds.extend([
+                    Bind::Text(run_id.to_owned()),
+                    Bind::Text(m.key.clone()),
+                    Bind::F64(v),
+                    Bind::I64(m.timestamp),
+                    Bind::I64(m.step),
+                    Bind::I64(nan),
+                ]);
+                let slot = latest.entry(&m.key).or_insert(m);
+                if m.is_later_than(slot) {
+                    *slot = m;
+                }
+            }
+            bind_all(
+                dyn_query(format!(
+                    "INSERT INTO metrics (run_uuid, key, value, timestamp, step, is_nan) VALUES {} ON CONFLICT DO NOTHING",
+                    values.join(", ")
+                )),
+                binds,
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            for m in latest.values() {
+                let (v, nan) = stored_value(m.value);
+                // Replace the stored latest value only with a later one, as MLflow does:
+                // greater (step, timestamp), then greater value, NaN lowest.
+                sqlx::query(
+                    "INSERT INTO latest_metrics (run_uuid, key, value, timestamp, step, is_nan) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, is_nan = excluded.is_nan \
+                     WHERE excluded.step > latest_metrics.step \
+                        OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp) \
+                        OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp AND excluded.is_nan = 0 \
+                            AND (latest_metrics.is_nan = 1 OR excluded.value > latest_metrics.value))",
+                )
+                .bind(run_id)
+                .bind(&m.key)
+                .bind(v)
+                .bind(m.timestamp)
+                .bind(m.step)
+                .bind(nan)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            }
+        }
+
+        upsert_run_tags(&mut tx, run_id, &batch.tags).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        require_active_run(&mut tx, run_id).await?;
+        let res = sqlx::query("DELETE FROM tags WHERE run_uuid = $1 AND key = $2")
+            .bind(run_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if res.rows_affected() == 0 {
+            return Err(Error::not_found(format!("No tag with name: {key} in run with id {run_id}")));
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn log_inputs(&self, run_id: &str, inputs: &[DatasetInput]) -> Result<()> {
+        check_inputs(inputs)?;
+        let mut tx = self.begin().await?;
+        require_active_run(&mut tx, run_id).await?;
+        let exp: i64 = sqlx::query("SELECT experiment_id FROM runs WHERE run_uuid = $1")
+            .bind(run_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .get(0);
+        for input in inputs {
+            let d = &input.dataset;
+            let existing = sqlx::query("SELECT dataset_uuid FROM datasets WHERE experiment_id = $1 AND name = $2 AND digest = $3")
+                .bind(exp)
+                .bind(&d.name)
+                .bind(&d.digest)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            let dataset_uuid: String = match existing {
+                Some(r) => r.get(0),
+                None => {
+                    let id = uuid::Uuid::new_v4().simple().to_string();
+                    sqlx::query(
+                        "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, source_type, source, dataset_schema, profile) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(&id)
+                    .bind(exp)
+                    .bind(&d.name)
+                    .bind(&d.digest)
+                    .bind(&d.source_type)
+                    .bind(&d.source)
+                    .bind(d.schema.clone())
+                    .bind(d.profile.clone())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                    id
+                }
+            };
+            sqlx::query("INSERT INTO run_inputs (run_uuid, dataset_uuid) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(run_id)
+                .bind(&dataset_uuid)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            for t in &input.tags {
+                sqlx::query("INSERT INTO input_tags (run_uuid, dataset_uuid, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT (run_uuid, dataset_uuid, key) DO UPDATE SET value = excluded.value")
+                    .bind(run_id)
+                    .bind(&dataset_uuid)
+                    .bind(&t.key)
+                    .bind(&t.value)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn metric_history(&self, run_id: &str, key: &str, max_results: Option<i64>, page_token: &str) -> Result<Page<Metric>> {
+        let offset = decode_page_token(page_token)?;
+        self.get_run(run_id).await?;
+        let limit = max_results.unwrap_or(validation::METRIC_HISTORY_MAX_RESULTS).clamp(1, validation::METRIC_HISTORY_MAX_RESULTS);
+        let rows = sqlx::query(
+            "SELECT value, timestamp, step, is_nan FROM metrics WHERE run_uuid = $1 AND key = $2 ORDER BY timestamp, step, value LIMIT $3 OFFSET $4",
+        )
+        .bind(run_id)
+        .bind(key)
+        .bind(limit + 1)
+        .bind(offset as i64)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?;
+        let mut items: Vec<Metric> = rows
+            .iter()
+            .map(|r| Metric { key: key.to_owned(), value: loaded_value(r.get(0), r.get(3)), timestamp: r.get(1), step: r.get(2) })
+            .collect();
+        let next = page_after(&mut items, limit, offset);
+        Ok(Page { items, next_page_token: next })
+    }
+
+    async fn metric_history_interval(&self, query: &IntervalQuery) -> Result<Vec<RunMetric>> {
+        let max = query.max_results.max(1);
+        for run_id in &query.run_ids {
+            self.get_run(run_id).await?;
+        }
+        let mut out = Vec::new();
+        for run_id in &query.run_ids {
+            let mut binds = vec![Bind::Text(run_id.clone()), Bind::Text(query.metric_key.clone())];
+            let mut range = String::new();
+            if let Some((start, end)) = query.steps {
+                range = " AND step >= $3 AND step <= $4".into();
+                binds.extend([Bind::I64(start), Bind::I64(end)]);
+            }
+            let max_ph = binds.len() + 1;
+            binds.push(Bind::I64(max));
+            // Evenly sampled rows (first row of each of `max` NTILE buckets) plus the last row,
+            // as MLflow samples.
+            let sql = format!(
+                "SELECT value, timestamp, step, is_nan FROM ( \
+                   SELECT value, timestamp, step, is_nan, ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY step, timestamp, value, is_nan) AS rn FROM ( \
+                     SELECT value, timestamp, step, is_nan, NTILE(${max_ph}) OVER (ORDER BY step, timestamp, value, is_nan) AS bucket \
+                     FROM metrics WHERE run_uuid = $1 AND key = $2{range}) b) r \
+                 WHERE rn = 1 ORDER BY step, timestamp, value, is_nan"
+            );
+            let rows = bind_all(dyn_query(sql), binds.clone()).fetch_all(&self.read).await.map_err(db_error)?;
+            let mut sampled: Vec<(i64, i64, f64, i64)> = rows.iter().map(|r| (r.get(2), r.get(1), r.get(0), r.get(3))).collect();
+            binds.pop();
+            let last_sql = format!(
+                "SELECT value, timestamp, step, is_nan FROM metrics WHERE run_uuid = $1 AND key = $2{range} ORDER BY step DESC, timestamp DESC, value DESC, is_nan DESC LIMIT 1"
+            );
+            if let Some(r) = bind_all(dyn_query(last_sql), binds).fetch_optional(&self.read).await.map_err(db_error)? {
+                let last = (r.get(2), r.get(1), r.get(0), r.get(3));
+                if sampled.last() != Some(&last) {
+                    if sampled.len() as i64 >= max {
+                        sampled.pop();
+                    }
+                    sampled.push(last);
+                }
+            }
+            out.extend(sampled.into_iter().map(|(step, timestamp, value, nan)| RunMetric {
+                run_id: run_id.clone(),
+                metric: Metric { key: query.metric_key.clone(), value: loaded_value(value, nan), timestamp, step },
+            }));
+        }
+        Ok(out)
+    }
+}
+
+impl SqlStore {
+    async fn set_experiment_stage(&self, experiment_id: &str, stage: LifecycleStage) -> Result<()> {
+        let id = parse_experiment_id(experiment_id)?;
+        if id == 0 && stage == LifecycleStage::Deleted {
+            return Err(Error::invalid("Cannot delete the default experiment '0'. This is an internally reserved experiment."));
+        }
+        let mut tx = self.begin().await?;
+        let current = experiment_stage(&mut tx, id, experiment_id).await?;
+        if stage == LifecycleStage::Active && current == "active" {
+            return Err(Error::invalid(format!(
+                "Cannot restore an active experiment. Experiment {experiment_id} is in lifecycle stage {current}"
+            )));
+        }
+        let now = now_ms();
+        sqlx::query("UPDATE experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE experiment_id = $3")
+            .bind(stage.as_str())
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        // Runs follow their experiment, as in MLflow.
+        let deleted_time = (stage == LifecycleStage::Deleted).then_some(now);
+        sqlx::query("UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE experiment_id = $3")
+            .bind(stage.as_str())
+            .bind(deleted_time)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+}
+
+async fn require_active_experiment(tx: &mut Transaction<'static, sqlx::Any>, id: i64, shown: &str) -> Result<()> {
+    let stage = experiment_stage(tx, id, shown).await?;
+    if stage != "active" {
+        return Err(Error::invalid(format!(
+            "The experiment {shown} must be in the 'active' state. Current state is {stage}."
+        )));
+    }
+    Ok(())
+}
+
+fn check_inputs(inputs: &[DatasetInput]) -> Result<()> {
+    use validation::*;
+    if inputs.len() > MAX_DATASETS_PER_BATCH {
+        return Err(Error::invalid(format!(
+            "A batch logging request can contain at most {MAX_DATASETS_PER_BATCH} datasets. Got {} datasets.",
+            inputs.len()
+        )));
+    }
+    let long = |what: &str, limit: usize, v: &str| -> Result<()> {
+        if v.chars().count() > limit {
+            Err(Error::invalid(format!("'{what}' exceeds the maximum length of {limit} characters")))
+        } else {
+            Ok(())
+        }
+    };
+    for (i, input) in inputs.iter().enumerate() {
+        let d = &input.dataset;
+        for (field, value) in [("name", &d.name), ("digest", &d.digest), ("source_type", &d.source_type), ("source", &d.source)] {
+            if value.is_empty() {
+                return Err(missing_value(&format!("datasets[{i}].dataset.{field}")));
+            }
+        }
+        long("dataset.name", MAX_DATASET_NAME_SIZE, &d.name)?;
+        long("dataset.digest", MAX_DATASET_DIGEST_SIZE, &d.digest)?;
+        long("dataset.source", MAX_DATASET_SOURCE_SIZE, &d.source)?;
+        long("dataset.schema", MAX_DATASET_SCHEMA_SIZE, d.schema.as_deref().unwrap_or(""))?;
+        long("dataset.profile", MAX_DATASET_PROFILE_SIZE, d.profile.as_deref().unwrap_or(""))?;
+        for t in &input.tags {
+            long("input_tag.key", MAX_INPUT_TAG_KEY_SIZE, &t.key)?;
+            long("input_tag.value", MAX_INPUT_TAG_VALUE_SIZE, &t.value)?;
+        }
+    }
+    Ok(())
+}
+
+/// Trims a fetched `limit + 1` rows to `limit` and returns the next page's token if the
+/// extra row was there.
+fn page_after<T>(items: &mut Vec<T>, limit: i64, offset: u64) -> Option<String> {
+    if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        Some(encode_page_token(offset + limit as u64))
+    } else {
+        None
+    }
+}
