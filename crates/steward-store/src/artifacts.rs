@@ -156,11 +156,14 @@ impl ArtifactStore {
         if rel.trim_matches('/').is_empty() {
             return Err(Error::invalid("refusing to delete the artifact root"));
         }
-        match self.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(store_error(rel, e)),
-        }
         let children: Vec<_> = self.store.list(Some(&path)).try_collect().await.map_err(|e| store_error(rel, e))?;
+        if children.is_empty() {
+            // Not a directory: a single file, or nothing (deleting nothing is fine, as in MLflow).
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(store_error(rel, e)),
+            }
+        }
         for child in children {
             self.store.delete(&child.location).await.map_err(|e| store_error(rel, e))?;
         }

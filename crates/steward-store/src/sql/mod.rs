@@ -85,6 +85,10 @@ pub(crate) fn placeholders(start: usize, n: usize) -> String {
 pub(crate) fn db_error(e: sqlx::Error) -> Error {
     match &e {
         sqlx::Error::PoolTimedOut => Error::new(ErrorCode::TemporarilyUnavailable, "the metadata store is busy; retry"),
+        // Deadlock or serialization failure (PostgreSQL), busy (SQLite): nothing was written.
+        sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001" | "5" | "517")) => {
+            Error::new(ErrorCode::TemporarilyUnavailable, format!("the metadata store is busy; retry ({d})"))
+        }
         _ => Error::internal(format!("metadata store error: {e}")),
     }
 }
@@ -741,7 +745,10 @@ impl MetadataStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-            for m in latest.values() {
+            // A fixed key order keeps concurrent batches on one run from deadlocking.
+            let mut latest: Vec<&Metric> = latest.into_values().collect();
+            latest.sort_by(|a, b| a.key.cmp(&b.key));
+            for m in latest {
                 let (v, nan) = stored_value(m.value);
                 // Replace the stored latest value only with a later one, as MLflow does:
                 // greater (step, timestamp), then greater value, NaN lowest.
@@ -886,7 +893,7 @@ impl MetadataStore for SqlStore {
             let sql = format!(
                 "SELECT value, timestamp, step, is_nan FROM ( \
                    SELECT value, timestamp, step, is_nan, ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY step, timestamp, value, is_nan) AS rn FROM ( \
-                     SELECT value, timestamp, step, is_nan, NTILE(${max_ph}) OVER (ORDER BY step, timestamp, value, is_nan) AS bucket \
+                     SELECT value, timestamp, step, is_nan, NTILE(CAST(${max_ph} AS INTEGER)) OVER (ORDER BY step, timestamp, value, is_nan) AS bucket \
                      FROM metrics WHERE run_uuid = $1 AND key = $2{range}) b) r \
                  WHERE rn = 1 ORDER BY step, timestamp, value, is_nan"
             );

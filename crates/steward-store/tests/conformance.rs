@@ -1,0 +1,410 @@
+//! The metadata-store conformance suite: every behaviour test runs unchanged on SQLite (a
+//! fresh file) and on PostgreSQL (a fresh database on the machine's server, named by
+//! `STEWARD_TEST_POSTGRES_URL`, default `postgresql://postgres@127.0.0.1:5432`).
+
+use std::sync::Arc;
+
+use sqlx::Executor;
+use steward_core::entities::{
+    Batch, Dataset, DatasetInput, LifecycleStage, Metric, NewRun, Param, RunStatus, RunUpdate, Tag, ViewType,
+};
+use steward_core::ErrorCode;
+use steward_store::{ExperimentQuery, IntervalQuery, MetadataStore, RunQuery, SqlStore};
+
+type Store = Arc<dyn MetadataStore>;
+
+const ROOT: &str = "mlflow-artifacts:/";
+
+async fn sqlite() -> Store {
+    let dir = std::env::temp_dir().join(format!("steward-conf-{}", uuid::Uuid::new_v4().simple()));
+    let uri = format!("sqlite:///{}/steward.db", dir.display());
+    Arc::new(SqlStore::open(&uri, ROOT).await.expect("open sqlite"))
+}
+
+fn postgres_base() -> String {
+    std::env::var("STEWARD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432".into())
+}
+
+async fn postgres() -> Store {
+    sqlx::any::install_default_drivers();
+    let base = postgres_base();
+    let name = format!("steward_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::AnyPool::connect(&format!("{base}/postgres"))
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {base} for the conformance suite: {e}"));
+    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+    admin.close().await;
+    Arc::new(SqlStore::open(&format!("{base}/{name}"), ROOT).await.expect("open postgres"))
+}
+
+fn new_run(exp: &str) -> NewRun {
+    NewRun { experiment_id: exp.into(), user_id: "alice".into(), start_time: 1000, ..NewRun::default() }
+}
+
+fn metric(key: &str, value: f64, timestamp: i64, step: i64) -> Metric {
+    Metric { key: key.into(), value, timestamp, step }
+}
+
+fn param(key: &str, value: &str) -> Param {
+    Param { key: key.into(), value: value.into() }
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag { key: key.into(), value: value.into() }
+}
+
+async fn run_ids(store: &Store, q: RunQuery) -> Vec<String> {
+    store.search_runs(&q).await.unwrap().items.into_iter().map(|r| r.info.run_id).collect()
+}
+
+fn query(exp: &str, filter: &str) -> RunQuery {
+    RunQuery { experiment_ids: vec![exp.into()], filter: filter.into(), ..RunQuery::default() }
+}
+
+// ---- behaviours ----
+
+async fn default_experiment_exists(store: Store) {
+    let e = store.get_experiment("0").await.unwrap();
+    assert_eq!(e.name, "Default");
+    assert_eq!(e.artifact_location, "mlflow-artifacts:/0");
+    assert_eq!(store.get_experiment_by_name("Default").await.unwrap().experiment_id, "0");
+    let err = store.delete_experiment("0").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidParameterValue);
+}
+
+async fn experiments_are_created_named_uniquely_and_renamed(store: Store) {
+    let id = store.create_experiment("credit", None, &[tag("team", "risk")]).await.unwrap();
+    assert_eq!(id, "1");
+    let e = store.get_experiment(&id).await.unwrap();
+    assert_eq!((e.name.as_str(), e.artifact_location.as_str()), ("credit", "mlflow-artifacts:/1"));
+    assert_eq!(e.tags, vec![tag("team", "risk")]);
+    let dup = store.create_experiment("credit", None, &[]).await.unwrap_err();
+    assert_eq!(dup.code(), ErrorCode::ResourceAlreadyExists);
+    assert!(dup.message().contains("credit"), "{dup}");
+    store.rename_experiment(&id, "credit-v2").await.unwrap();
+    assert_eq!(store.get_experiment_by_name("credit-v2").await.unwrap().experiment_id, id);
+    let missing = store.get_experiment_by_name("credit").await.unwrap_err();
+    assert_eq!(missing.code(), ErrorCode::ResourceDoesNotExist);
+    assert_eq!(store.get_experiment("999").await.unwrap_err().code(), ErrorCode::ResourceDoesNotExist);
+    assert_eq!(store.get_experiment("abc").await.unwrap_err().code(), ErrorCode::InvalidParameterValue);
+    let custom = store.create_experiment("elsewhere", Some("s3://bucket/x"), &[]).await.unwrap();
+    assert_eq!(store.get_experiment(&custom).await.unwrap().artifact_location, "s3://bucket/x");
+}
+
+async fn deleting_an_experiment_deletes_its_runs_and_restore_brings_them_back(store: Store) {
+    let id = store.create_experiment("e", None, &[]).await.unwrap();
+    let run = store.create_run(new_run(&id)).await.unwrap();
+    store.delete_experiment(&id).await.unwrap();
+    assert_eq!(store.get_experiment(&id).await.unwrap().lifecycle_stage, LifecycleStage::Deleted);
+    assert_eq!(store.get_run(&run.info.run_id).await.unwrap().info.lifecycle_stage, LifecycleStage::Deleted);
+    let err = store.create_run(new_run(&id)).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidParameterValue);
+    // A deleted experiment still holds its name.
+    assert_eq!(store.create_experiment("e", None, &[]).await.unwrap_err().code(), ErrorCode::ResourceAlreadyExists);
+    store.restore_experiment(&id).await.unwrap();
+    assert_eq!(store.get_run(&run.info.run_id).await.unwrap().info.lifecycle_stage, LifecycleStage::Active);
+}
+
+async fn experiment_tags_are_set_and_deleted(store: Store) {
+    let id = store.create_experiment("e", None, &[]).await.unwrap();
+    store.set_experiment_tag(&id, &tag("a", "1")).await.unwrap();
+    store.set_experiment_tag(&id, &tag("a", "2")).await.unwrap();
+    assert_eq!(store.get_experiment(&id).await.unwrap().tags, vec![tag("a", "2")]);
+    store.delete_experiment_tag(&id, "a").await.unwrap();
+    assert!(store.get_experiment(&id).await.unwrap().tags.is_empty());
+    assert_eq!(store.delete_experiment_tag(&id, "a").await.unwrap_err().code(), ErrorCode::ResourceDoesNotExist);
+}
+
+async fn experiment_search_filters_orders_and_pages(store: Store) {
+    for name in ["alpha", "beta", "gamma", "Alphabet"] {
+        let id = store.create_experiment(name, None, &[]).await.unwrap();
+        if name.starts_with('a') || name.starts_with('A') {
+            store.set_experiment_tag(&id, &tag("kind", "greek")).await.unwrap();
+        }
+    }
+    let names = |q: ExperimentQuery| {
+        let store = store.clone();
+        async move { store.search_experiments(&q).await.unwrap().items.into_iter().map(|e| e.name).collect::<Vec<_>>() }
+    };
+    let q = |filter: &str| ExperimentQuery { filter: filter.into(), order_by: vec!["name ASC".into()], ..ExperimentQuery::default() };
+    assert_eq!(names(q("name LIKE 'alpha%'")).await, vec!["alpha"]);
+    assert_eq!(names(q("name ILIKE 'alpha%'")).await, vec!["Alphabet", "alpha"]);
+    assert_eq!(names(q("tags.kind = 'greek'")).await, vec!["Alphabet", "alpha"]);
+    let page1 = store
+        .search_experiments(&ExperimentQuery { max_results: Some(2), order_by: vec!["name".into()], ..ExperimentQuery::default() })
+        .await
+        .unwrap();
+    assert_eq!(page1.items.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), vec!["Alphabet", "Default"]);
+    let page2 = store
+        .search_experiments(&ExperimentQuery {
+            max_results: Some(2),
+            order_by: vec!["name".into()],
+            page_token: page1.next_page_token.unwrap(),
+            ..ExperimentQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page2.items.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), vec!["alpha", "beta"]);
+    assert!(page2.next_page_token.is_some());
+    let beta = store.get_experiment_by_name("beta").await.unwrap().experiment_id;
+    store.delete_experiment(&beta).await.unwrap();
+    let deleted = ExperimentQuery { view: ViewType::DeletedOnly, ..ExperimentQuery::default() };
+    assert_eq!(names(deleted).await, vec!["beta"]);
+}
+
+async fn runs_are_created_named_updated_deleted_and_restored(store: Store) {
+    let run = store
+        .create_run(NewRun { run_name: Some("first".into()), tags: vec![tag("k", "v")], ..new_run("0") })
+        .await
+        .unwrap();
+    assert_eq!(run.info.run_name, "first");
+    assert_eq!(run.info.status, RunStatus::Running);
+    assert_eq!(run.info.artifact_uri, format!("mlflow-artifacts:/0/{}/artifacts", run.info.run_id));
+    assert!(run.tags.contains(&tag("mlflow.runName", "first")));
+    let unnamed = store.create_run(new_run("0")).await.unwrap();
+    assert!(!unnamed.info.run_name.is_empty());
+    let id = run.info.run_id.clone();
+    let info = store
+        .update_run(&id, RunUpdate { status: Some(RunStatus::Finished), end_time: Some(2000), run_name: Some("renamed".into()) })
+        .await
+        .unwrap();
+    assert_eq!((info.status, info.end_time, info.run_name.as_str()), (RunStatus::Finished, Some(2000), "renamed"));
+    assert!(store.get_run(&id).await.unwrap().tags.contains(&tag("mlflow.runName", "renamed")));
+    store.delete_run(&id).await.unwrap();
+    assert_eq!(store.get_run(&id).await.unwrap().info.lifecycle_stage, LifecycleStage::Deleted);
+    let refused = store.log_batch(&id, &Batch { params: vec![param("a", "1")], ..Batch::default() }).await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::InvalidParameterValue);
+    assert!(refused.message().contains("must be in the 'active' state"), "{refused}");
+    store.restore_run(&id).await.unwrap();
+    assert_eq!(store.get_run(&id).await.unwrap().info.lifecycle_stage, LifecycleStage::Active);
+    assert_eq!(store.get_run("nope").await.unwrap_err().code(), ErrorCode::ResourceDoesNotExist);
+    assert_eq!(store.create_run(new_run("42")).await.unwrap_err().code(), ErrorCode::ResourceDoesNotExist);
+}
+
+async fn params_cannot_change_and_a_refused_batch_leaves_nothing(store: Store) {
+    let id = store.create_run(new_run("0")).await.unwrap().info.run_id;
+    store.log_batch(&id, &Batch { params: vec![param("lr", "0.1")], ..Batch::default() }).await.unwrap();
+    // Same value again is fine.
+    store.log_batch(&id, &Batch { params: vec![param("lr", "0.1")], ..Batch::default() }).await.unwrap();
+    let batch = Batch {
+        metrics: vec![metric("auc", 0.8, 10, 0)],
+        params: vec![param("depth", "3"), param("lr", "0.2")],
+        tags: vec![tag("t", "x")],
+    };
+    let err = store.log_batch(&id, &batch).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidParameterValue);
+    assert!(err.message().contains("key='lr' was already logged with value='0.1'"), "{err}");
+    let run = store.get_run(&id).await.unwrap();
+    assert_eq!(run.params, vec![param("lr", "0.1")]);
+    assert!(run.metrics.is_empty());
+    assert!(!run.tags.iter().any(|t| t.key == "t"));
+    let history = store.metric_history(&id, "auc", None, "").await.unwrap();
+    assert!(history.items.is_empty());
+    // An invalid entry anywhere in a batch also rejects the whole batch.
+    let bad = Batch { metrics: vec![metric("ok", 1.0, 1, 0), metric("../bad", 1.0, 1, 0)], ..Batch::default() };
+    assert_eq!(store.log_batch(&id, &bad).await.unwrap_err().code(), ErrorCode::InvalidParameterValue);
+    assert!(store.get_run(&id).await.unwrap().metrics.is_empty());
+}
+
+async fn latest_metric_and_history_follow_mlflow(store: Store) {
+    let id = store.create_run(new_run("0")).await.unwrap().info.run_id;
+    let batch = Batch {
+        metrics: vec![
+            metric("loss", 3.0, 100, 0),
+            metric("loss", 2.0, 101, 1),
+            metric("loss", 5.0, 99, 2),
+            metric("loss", 1.0, 100, 1),
+            metric("weird", f64::NAN, 1, 0),
+            metric("big", f64::INFINITY, 1, 0),
+        ],
+        ..Batch::default()
+    };
+    store.log_batch(&id, &batch).await.unwrap();
+    // A later step wins even with an earlier timestamp.
+    store.log_batch(&id, &Batch { metrics: vec![metric("loss", 9.0, 1, 1)], ..Batch::default() }).await.unwrap();
+    let run = store.get_run(&id).await.unwrap();
+    let latest = |k: &str| run.metrics.iter().find(|m| m.key == k).cloned().unwrap();
+    assert_eq!(latest("loss"), metric("loss", 5.0, 99, 2));
+    assert!(latest("weird").value.is_nan());
+    assert_eq!(latest("big").value, f64::INFINITY);
+    let history = store.metric_history(&id, "loss", None, "").await.unwrap();
+    let points: Vec<(i64, i64, f64)> = history.items.iter().map(|m| (m.timestamp, m.step, m.value)).collect();
+    assert_eq!(points, vec![(1, 1, 9.0), (99, 2, 5.0), (100, 0, 3.0), (100, 1, 1.0), (101, 1, 2.0)]);
+    let page = store.metric_history(&id, "loss", Some(2), "").await.unwrap();
+    assert_eq!(page.items.len(), 2);
+    let rest = store.metric_history(&id, "loss", Some(10), &page.next_page_token.unwrap()).await.unwrap();
+    assert_eq!(rest.items.len(), 3);
+    assert!(rest.next_page_token.is_none());
+    // Logging the identical point twice keeps one.
+    store.log_batch(&id, &Batch { metrics: vec![metric("loss", 9.0, 1, 1)], ..Batch::default() }).await.unwrap();
+    assert_eq!(store.metric_history(&id, "loss", None, "").await.unwrap().items.len(), 5);
+}
+
+async fn bulk_interval_samples_evenly_and_keeps_the_last_point(store: Store) {
+    let id = store.create_run(new_run("0")).await.unwrap().info.run_id;
+    let metrics = (0..100).map(|s| metric("acc", s as f64, 1000 + s, s)).collect();
+    store.log_batch(&id, &Batch { metrics, ..Batch::default() }).await.unwrap();
+    let q = |max: i64, steps: Option<(i64, i64)>| IntervalQuery { run_ids: vec![id.clone()], metric_key: "acc".into(), steps, max_results: max };
+    let steps = |v: Vec<steward_core::entities::RunMetric>| v.into_iter().map(|m| m.metric.step).collect::<Vec<_>>();
+    assert_eq!(steps(store.metric_history_interval(&q(5, None)).await.unwrap()), vec![0, 20, 40, 60, 99]);
+    assert_eq!(steps(store.metric_history_interval(&q(1, None)).await.unwrap()), vec![99]);
+    assert_eq!(steps(store.metric_history_interval(&q(500, Some((10, 12)))).await.unwrap()), vec![10, 11, 12]);
+}
+
+async fn run_search_supports_the_filter_grammar(store: Store) {
+    let exp = store.create_experiment("search", None, &[]).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let run = store
+            .create_run(NewRun { run_name: Some(format!("run-{i}")), start_time: 1000 + i, ..new_run(&exp) })
+            .await
+            .unwrap();
+        let id = run.info.run_id;
+        let mut batch = Batch {
+            metrics: vec![metric("auc", 0.5 + i as f64 / 10.0, 1, 0)],
+            params: vec![param("model", if i % 2 == 0 { "gbm" } else { "logit" })],
+            tags: vec![tag("owner", if i < 3 { "Alice" } else { "bob" })],
+        };
+        if i == 5 {
+            batch.metrics.clear();
+            batch.params.push(param("special key", "yes"));
+        }
+        store.log_batch(&id, &batch).await.unwrap();
+        ids.push(id);
+    }
+    store.update_run(&ids[1], RunUpdate { status: Some(RunStatus::Failed), ..RunUpdate::default() }).await.unwrap();
+    let cases: Vec<(&str, Vec<usize>)> = vec![
+        ("", vec![5, 4, 3, 2, 1, 0]),
+        ("metrics.auc > 0.65", vec![4, 3, 2]),
+        ("metrics.auc >= 0.6 AND params.model = 'gbm'", vec![4, 2]),
+        ("params.model != 'gbm'", vec![5, 3, 1]),
+        ("tags.owner LIKE 'A%'", vec![2, 1, 0]),
+        ("tags.owner LIKE 'a%'", vec![]),
+        ("tags.owner ILIKE 'a%'", vec![2, 1, 0]),
+        ("attributes.status = 'FAILED'", vec![1]),
+        ("status != 'FAILED'", vec![5, 4, 3, 2, 0]),
+        ("params.`special key` = 'yes'", vec![5]),
+        ("params.`special key` IS NULL", vec![4, 3, 2, 1, 0]),
+        ("params.`special key` IS NOT NULL", vec![5]),
+        ("attributes.run_name = 'run-3'", vec![3]),
+        ("tags.`mlflow.runName` = 'run-4'", vec![4]),
+        ("attributes.start_time >= 1004", vec![5, 4]),
+    ];
+    for (filter, want) in cases {
+        let want: Vec<String> = want.iter().map(|i| ids[*i].clone()).collect();
+        assert_eq!(run_ids(&store, query(&exp, filter)).await, want, "filter {filter:?}");
+    }
+    let in_filter = format!("attributes.run_id IN ('{}', '{}')", ids[0], ids[3]);
+    assert_eq!(run_ids(&store, query(&exp, &in_filter)).await, vec![ids[3].clone(), ids[0].clone()]);
+    let bad = store.search_runs(&query(&exp, "metrics.auc > 0.5 OR metrics.auc < 0.1")).await.unwrap_err();
+    assert_eq!(bad.code(), ErrorCode::InvalidParameterValue);
+}
+
+async fn run_search_orders_and_pages(store: Store) {
+    let exp = store.create_experiment("order", None, &[]).await.unwrap();
+    let mut ids = Vec::new();
+    for (i, auc) in [Some(0.7), None, Some(0.9), Some(f64::NAN), Some(0.8)].into_iter().enumerate() {
+        let id = store.create_run(NewRun { start_time: 1000 + i as i64, ..new_run(&exp) }).await.unwrap().info.run_id;
+        if let Some(v) = auc {
+            store.log_batch(&id, &Batch { metrics: vec![metric("auc", v, 1, 0)], ..Batch::default() }).await.unwrap();
+        }
+        ids.push(id);
+    }
+    let ordered = |order: &str| {
+        let q = RunQuery { order_by: vec![order.into()], ..query(&exp, "") };
+        let store = store.clone();
+        async move { run_ids(&store, q).await }
+    };
+    let pick = |idx: &[usize]| idx.iter().map(|i| ids[*i].clone()).collect::<Vec<_>>();
+    // Values, then NaN, then runs without the metric, in either direction.
+    assert_eq!(ordered("metrics.auc DESC").await, pick(&[2, 4, 0, 3, 1]));
+    assert_eq!(ordered("metrics.auc ASC").await, pick(&[0, 4, 2, 3, 1]));
+    assert_eq!(ordered("attributes.start_time ASC").await, pick(&[0, 1, 2, 3, 4]));
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = store
+            .search_runs(&RunQuery { max_results: Some(2), page_token: token.clone(), order_by: vec!["metrics.auc DESC".into()], ..query(&exp, "") })
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.into_iter().map(|r| r.info.run_id));
+        match page.next_page_token {
+            Some(t) => token = t,
+            None => break,
+        }
+    }
+    assert_eq!(seen, pick(&[2, 4, 0, 3, 1]));
+    let err = store.search_runs(&RunQuery { max_results: Some(50001), ..query(&exp, "") }).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidParameterValue);
+}
+
+async fn dataset_inputs_are_recorded_once(store: Store) {
+    let id = store.create_run(new_run("0")).await.unwrap().info.run_id;
+    let input = DatasetInput {
+        tags: vec![tag("mlflow.data.context", "training")],
+        dataset: Dataset {
+            name: "german".into(),
+            digest: "abc123".into(),
+            source_type: "local".into(),
+            source: "{\"uri\": \"data.csv\"}".into(),
+            schema: Some("{}".into()),
+            profile: None,
+        },
+    };
+    store.log_inputs(&id, std::slice::from_ref(&input)).await.unwrap();
+    store.log_inputs(&id, std::slice::from_ref(&input)).await.unwrap();
+    let run = store.get_run(&id).await.unwrap();
+    assert_eq!(run.dataset_inputs, vec![input]);
+    let found = run_ids(&store, query("0", "dataset.digest = 'abc123' AND dataset.context = 'training'")).await;
+    assert_eq!(found, vec![id]);
+}
+
+async fn concurrent_batches_all_land(store: Store) {
+    let id = store.create_run(new_run("0")).await.unwrap().info.run_id;
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let store = store.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let metrics = (0..20).map(|k| metric(&format!("m{k}"), (t * 10 + i) as f64, t * 10 + i, t * 10 + i)).collect();
+                store.log_batch(&id, &Batch { metrics, ..Batch::default() }).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let history = store.metric_history(&id, "m7", None, "").await.unwrap();
+    assert_eq!(history.items.len(), 160);
+    let run = store.get_run(&id).await.unwrap();
+    assert_eq!(run.metrics.iter().find(|m| m.key == "m7").unwrap().step, 159);
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::sqlite().await).await } )*
+        }
+        mod on_postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::postgres().await).await } )*
+        }
+    };
+}
+
+conformance!(
+    default_experiment_exists,
+    experiments_are_created_named_uniquely_and_renamed,
+    deleting_an_experiment_deletes_its_runs_and_restore_brings_them_back,
+    experiment_tags_are_set_and_deleted,
+    experiment_search_filters_orders_and_pages,
+    runs_are_created_named_updated_deleted_and_restored,
+    params_cannot_change_and_a_refused_batch_leaves_nothing,
+    latest_metric_and_history_follow_mlflow,
+    bulk_interval_samples_evenly_and_keeps_the_last_point,
+    run_search_supports_the_filter_grammar,
+    run_search_orders_and_pages,
+    dataset_inputs_are_recorded_once,
+    concurrent_batches_all_land,
+);
