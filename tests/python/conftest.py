@@ -1,0 +1,76 @@
+"""Starts the real `steward server` for the MLflow-client compatibility suite.
+
+The backend comes from the environment: with STEWARD_TEST_POSTGRES set (a server URL such as
+postgresql://postgres@127.0.0.1:5432) a fresh database is created on it for the session;
+otherwise a fresh SQLite file is used. STEWARD_BIN names the binary (default: the release
+build under CARGO_TARGET_DIR or ./target).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+# Fail fast instead of retrying transient errors for minutes.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def steward_bin() -> str:
+    if os.environ.get("STEWARD_BIN"):
+        return os.environ["STEWARD_BIN"]
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    return str(target / "release" / "steward")
+
+
+def create_postgres_database(server_url: str) -> str:
+    name = f"steward_py_{uuid.uuid4().hex[:12]}"
+    m = re.match(r"postgres(?:ql)?://(?P<user>[^@/]+)@(?P<host>[^:/]+):(?P<port>\d+)", server_url)
+    assert m, f"STEWARD_TEST_POSTGRES must look like postgresql://USER@HOST:PORT, got {server_url!r}"
+    subprocess.run(
+        ["psql", "-h", m["host"], "-p", m["port"], "-U", m["user"], "-d", "postgres", "-v", "ON_ERROR_STOP=1",
+         "-c", f"CREATE DATABASE {name}"],
+        check=True, capture_output=True,
+    )
+    return f"{server_url.rstrip('/')}/{name}"
+
+
+@pytest.fixture(scope="session")
+def server():
+    data = Path(tempfile.mkdtemp(prefix="steward-py-"))
+    pg = os.environ.get("STEWARD_TEST_POSTGRES")
+    backend = create_postgres_database(pg) if pg else f"sqlite:///{data}/steward.db"
+    proc = subprocess.Popen(
+        [steward_bin(), "server", "--port", "0", "--backend-store-uri", backend,
+         "--artifacts-destination", str(data / "artifacts")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    line = proc.stdout.readline()
+    m = re.search(r"http://[\d.]+:\d+", line)
+    if not m:
+        proc.kill()
+        raise RuntimeError(f"steward server did not start: {line!r} {proc.stderr.read()}")
+    url = m.group(0)
+    yield {"url": url, "backend": backend, "data": data}
+    proc.terminate()
+    proc.wait(timeout=10)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def tracking(server, monkeypatch):
+    import mlflow
+
+    mlflow.set_tracking_uri(server["url"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server["url"])
+    yield
+    while mlflow.active_run():
+        mlflow.end_run()
