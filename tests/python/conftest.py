@@ -43,25 +43,34 @@ def create_postgres_database(server_url: str) -> str:
     return f"{server_url.rstrip('/')}/{name}"
 
 
-@pytest.fixture(scope="session")
-def server():
-    data = Path(tempfile.mkdtemp(prefix="steward-py-"))
-    pg = os.environ.get("STEWARD_TEST_POSTGRES")
-    backend = create_postgres_database(pg) if pg else f"sqlite:///{data}/steward.db"
+def start_steward(backend: str, artifacts: str, extra_env=None):
+    """Starts `steward server` on a free port; returns (process, url)."""
+    env = dict(os.environ, **(extra_env or {}))
     proc = subprocess.Popen(
-        [steward_bin(), "server", "--port", "0", "--backend-store-uri", backend,
-         "--artifacts-destination", str(data / "artifacts")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [steward_bin(), "server", "--port", "0", "--backend-store-uri", backend, "--artifacts-destination", artifacts],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     line = proc.stdout.readline()
     m = re.search(r"http://[\d.]+:\d+", line)
     if not m:
         proc.kill()
         raise RuntimeError(f"steward server did not start: {line!r} {proc.stderr.read()}")
-    url = m.group(0)
-    yield {"url": url, "backend": backend, "data": data}
+    return proc, m.group(0)
+
+
+def stop(proc):
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server():
+    data = Path(tempfile.mkdtemp(prefix="steward-py-"))
+    pg = os.environ.get("STEWARD_TEST_POSTGRES")
+    backend = create_postgres_database(pg) if pg else f"sqlite:///{data}/steward.db"
+    proc, url = start_steward(backend, str(data / "artifacts"))
+    yield {"url": url, "backend": backend, "data": data}
+    stop(proc)
     shutil.rmtree(data, ignore_errors=True)
 
 

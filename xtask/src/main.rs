@@ -1,1 +1,62 @@
-fn main() {}
+//! Project automation: `cargo xtask ci` (the whole test suite, installing what it needs) and
+//! `cargo xtask bench <what>` (side-by-side benchmarks against the peer tools).
+
+mod bench;
+mod env;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  ci                 build, then run every test: Rust unit and integration tests (SQLite and
+                     PostgreSQL) and the MLflow-client suite on SQLite and on PostgreSQL
+  bench tracking     steward vs `mlflow server` (SQLite): log-batch, create-run, search-runs";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["ci"] => ci(),
+        ["bench", "tracking"] => bench::tracking(),
+        ["help" | "--help" | "-h"] | [] => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!("error: unknown command {args:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ci() -> anyhow::Result<()> {
+    let root = env::repo_root();
+    env::ensure_postgres()?;
+    env::drop_test_databases()?;
+    let venv = env::python_venv("venv-test", &root.join("tests/python/requirements.txt"))?;
+    env::step("cargo build --release --workspace");
+    env::run(env::cargo().args(["build", "--release", "--workspace", "--all-targets"]))?;
+    env::step("cargo test --release --workspace");
+    env::run(env::cargo().args(["test", "--release", "--workspace"]))?;
+    let bin = env::target_dir().join("release/steward");
+    for (label, pg) in [("SQLite", None), ("PostgreSQL", Some(env::POSTGRES_URL))] {
+        env::step(&format!("MLflow client suite on {label}"));
+        let mut cmd = std::process::Command::new(venv.join("bin/python"));
+        cmd.args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/python"]).current_dir(&root).env("STEWARD_BIN", &bin);
+        match pg {
+            Some(url) => cmd.env("STEWARD_TEST_POSTGRES", url),
+            None => cmd.env_remove("STEWARD_TEST_POSTGRES"),
+        };
+        env::run(&mut cmd)?;
+    }
+    env::drop_test_databases()?;
+    println!("\nci: all suites passed");
+    Ok(())
+}

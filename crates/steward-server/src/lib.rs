@@ -13,6 +13,7 @@
 mod artifacts;
 mod error;
 mod request;
+mod steward_api;
 mod tracking;
 mod wire;
 
@@ -26,6 +27,8 @@ use serde_json::json;
 use steward_store::{ArtifactStore, Backend, MetadataStore};
 
 pub use error::ApiError;
+pub use request::Actor;
+pub use steward_api::ledger_entry_json;
 
 /// The MLflow version whose REST API Steward speaks; `/version` reports it so that clients
 /// gating features on the server version behave as with that MLflow.
@@ -108,6 +111,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ajax-api/3.0/mlflow/server-info", get(server_info))
         .nest("/api/2.0/mlflow", tracking_routes())
         .nest("/ajax-api/2.0/mlflow", tracking_routes())
+        .route("/api/steward/v1/audit", get(steward_api::ledger))
+        .route("/api/steward/v1/audit/verify", get(steward_api::verify))
         .nest("/api/2.0/mlflow-artifacts", artifact_routes())
         .nest("/ajax-api/2.0/mlflow-artifacts", artifact_routes())
         .fallback(error::not_found)

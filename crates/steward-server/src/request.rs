@@ -5,6 +5,7 @@
 use axum::extract::{FromRequest, Request};
 use axum::http::{Method, header};
 use serde_json::{Map, Value};
+use steward_core::audit::Audit;
 use steward_core::entities::Tag;
 use steward_core::validation::missing_value;
 use steward_core::{Error, ErrorCode};
@@ -14,10 +15,23 @@ use crate::error::ApiError;
 /// Largest JSON body accepted (MLflow's log-batch limit is 1 MB; leave headroom).
 pub const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
 
-pub enum Fields {
+/// The fields of a request, with the audit context of whoever sent it.
+pub struct Fields {
+    data: Data,
+    audit: Audit,
+}
+
+enum Data {
     Json(Map<String, Value>),
     Query(Vec<(String, String)>),
 }
+
+/// The authenticated caller, put into request extensions by the auth layer.
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
+/// The header that carries a human reason for a mutation into the audit ledger.
+pub const REASON_HEADER: &str = "x-steward-reason";
 
 fn type_error(key: &str, value: &Value, want: &str) -> Error {
     let kind = match value {
@@ -38,16 +52,20 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let actor = req.extensions().get::<Actor>().map(|a| a.0.clone()).unwrap_or_else(|| "anonymous".into());
+        let reason = req.headers().get(REASON_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned).filter(|r| !r.is_empty());
         if req.method() == Method::GET || req.method() == Method::DELETE && req.uri().query().is_some() {
-            let pairs = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).into_owned().collect();
-            return Ok(Fields::Query(pairs));
+            let query = req.uri().query().unwrap_or("");
+            let pairs = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+            return Ok(Fields { data: Data::Query(pairs), audit: Audit::new(actor, reason, query.as_bytes()) });
         }
         let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
             ApiError(Error::new(ErrorCode::InvalidParameterValue, format!("could not read the request body: {e}")))
         })?;
+        let mut audit = Audit::new(actor, reason, &body);
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Fields::Json(Map::new()));
+            return Ok(Fields { data: Data::Json(Map::new()), audit });
         }
         match content_type.as_deref().map(|c| c.split(';').next().unwrap_or("").trim()) {
             None => return Err(ApiError(Error::invalid("Bad Request. Content-Type header is missing."))),
@@ -65,17 +83,35 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
             value = serde_json::from_str(s).map_err(|e| ApiError(Error::invalid(format!("Malformed JSON in request body: {e}"))))?;
         }
         match value {
-            Value::Object(map) => Ok(Fields::Json(map)),
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("steward_reason").filter(|_| audit.reason.is_none()) {
+                    audit.reason = Some(r.clone());
+                }
+                Ok(Fields { data: Data::Json(map), audit })
+            }
             other => Err(ApiError(Error::invalid(format!("The request body must be a JSON object, got {other}")))),
         }
     }
 }
 
 impl Fields {
+    /// Who sent this request, why, and the digest of what they sent.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// The top-level JSON fields (empty for query-string requests).
+    pub fn json(&self) -> Option<&Map<String, Value>> {
+        match &self.data {
+            Data::Json(m) => Some(m),
+            Data::Query(_) => None,
+        }
+    }
+
     fn get(&self, key: &str) -> Option<Value> {
-        match self {
-            Fields::Json(m) => m.get(key).filter(|v| !v.is_null()).cloned(),
-            Fields::Query(pairs) => pairs.iter().find(|(k, _)| k == key).map(|(_, v)| Value::String(v.clone())),
+        match &self.data {
+            Data::Json(m) => m.get(key).filter(|v| !v.is_null()).cloned(),
+            Data::Query(pairs) => pairs.iter().find(|(k, _)| k == key).map(|(_, v)| Value::String(v.clone())),
         }
     }
 
@@ -117,9 +153,9 @@ impl Fields {
 
     /// A repeated string field.
     pub fn str_list(&self, key: &str) -> Result<Vec<String>, Error> {
-        match self {
-            Fields::Query(pairs) => Ok(pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()),
-            Fields::Json(m) => match m.get(key) {
+        match &self.data {
+            Data::Query(pairs) => Ok(pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()),
+            Data::Json(m) => match m.get(key) {
                 None | Some(Value::Null) => Ok(vec![]),
                 Some(Value::Array(items)) => items
                     .iter()

@@ -53,7 +53,7 @@ pub async fn create_experiment(State(s): State<AppState>, f: Fields) -> Answer {
         }
     }
     let tags = f.tags("tags")?;
-    let id = s.store.create_experiment(&name, location.as_deref(), &tags).await?;
+    let id = s.store.create_experiment(f.audit(), &name, location.as_deref(), &tags).await?;
     Ok(Json(json!({ "experiment_id": id })))
 }
 
@@ -82,29 +82,29 @@ pub async fn search_experiments(State(s): State<AppState>, f: Fields) -> Answer 
 pub async fn update_experiment(State(s): State<AppState>, f: Fields) -> Answer {
     let id = f.str("experiment_id")?;
     let name = f.str("new_name")?;
-    s.store.rename_experiment(&id, &name).await?;
+    s.store.rename_experiment(f.audit(), &id, &name).await?;
     ok()
 }
 
 pub async fn delete_experiment(State(s): State<AppState>, f: Fields) -> Answer {
-    s.store.delete_experiment(&f.str("experiment_id")?).await?;
+    s.store.delete_experiment(f.audit(), &f.str("experiment_id")?).await?;
     ok()
 }
 
 pub async fn restore_experiment(State(s): State<AppState>, f: Fields) -> Answer {
-    s.store.restore_experiment(&f.str("experiment_id")?).await?;
+    s.store.restore_experiment(f.audit(), &f.str("experiment_id")?).await?;
     ok()
 }
 
 pub async fn set_experiment_tag(State(s): State<AppState>, f: Fields) -> Answer {
     let id = f.str("experiment_id")?;
     let tag = Tag { key: f.str("key")?, value: f.opt_str("value")?.unwrap_or_default() };
-    s.store.set_experiment_tag(&id, &tag).await?;
+    s.store.set_experiment_tag(f.audit(), &id, &tag).await?;
     ok()
 }
 
 pub async fn delete_experiment_tag(State(s): State<AppState>, f: Fields) -> Answer {
-    s.store.delete_experiment_tag(&f.str("experiment_id")?, &f.str("key")?).await?;
+    s.store.delete_experiment_tag(f.audit(), &f.str("experiment_id")?, &f.str("key")?).await?;
     ok()
 }
 
@@ -118,7 +118,7 @@ pub async fn create_run(State(s): State<AppState>, f: Fields) -> Answer {
         start_time: f.opt_i64("start_time")?.unwrap_or_else(now_ms),
         tags: f.tags("tags")?,
     };
-    let run = s.store.create_run(run).await?;
+    let run = s.store.create_run(f.audit(), run).await?;
     Ok(Json(json!({ "run": wire::run(&run) })))
 }
 
@@ -135,17 +135,17 @@ pub async fn update_run(State(s): State<AppState>, f: Fields) -> Answer {
         Err(_) => Some(RunStatus::parse(&f.i64("status")?.to_string())?),
     };
     let update = RunUpdate { status, end_time: f.opt_i64("end_time")?, run_name: f.opt_str("run_name")? };
-    let info = s.store.update_run(&run_id, update).await?;
+    let info = s.store.update_run(f.audit(), &run_id, update).await?;
     Ok(Json(json!({ "run_info": wire::run_info(&info) })))
 }
 
 pub async fn delete_run(State(s): State<AppState>, f: Fields) -> Answer {
-    s.store.delete_run(&f.run_id()?).await?;
+    s.store.delete_run(f.audit(), &f.run_id()?).await?;
     ok()
 }
 
 pub async fn restore_run(State(s): State<AppState>, f: Fields) -> Answer {
-    s.store.restore_run(&f.run_id()?).await?;
+    s.store.restore_run(f.audit(), &f.run_id()?).await?;
     ok()
 }
 
@@ -181,7 +181,7 @@ fn metric_from(path: &str, o: &serde_json::Map<String, Value>) -> Result<Metric>
 fn fields_object(f: &Fields, keys: &[&str]) -> serde_json::Map<String, Value> {
     // Single-entity endpoints carry the entity's fields at top level.
     let mut o = serde_json::Map::new();
-    if let Fields::Json(m) = f {
+    if let Some(m) = f.json() {
         for k in keys {
             if let Some(v) = m.get(*k) {
                 o.insert((*k).into(), v.clone());
@@ -195,26 +195,26 @@ pub async fn log_metric(State(s): State<AppState>, f: Fields) -> Answer {
     let run_id = f.run_id()?;
     let metric = metric_from("", &fields_object(&f, &["key", "value", "timestamp", "step"]))?;
     validation::check_metric("", &metric)?;
-    s.store.log_batch(&run_id, &Batch { metrics: vec![metric], ..Batch::default() }).await?;
+    s.store.log_batch(f.audit(), &run_id, &Batch { metrics: vec![metric], ..Batch::default() }).await?;
     ok()
 }
 
 pub async fn log_param(State(s): State<AppState>, f: Fields) -> Answer {
     let run_id = f.run_id()?;
     let param = Param { key: f.str("key")?, value: f.opt_str("value")?.unwrap_or_default() };
-    s.store.log_batch(&run_id, &Batch { params: vec![param], ..Batch::default() }).await?;
+    s.store.log_batch(f.audit(), &run_id, &Batch { params: vec![param], ..Batch::default() }).await?;
     ok()
 }
 
 pub async fn set_tag(State(s): State<AppState>, f: Fields) -> Answer {
     let run_id = f.run_id()?;
     let tag = Tag { key: f.str("key")?, value: f.opt_str("value")?.unwrap_or_default() };
-    s.store.log_batch(&run_id, &Batch { tags: vec![tag], ..Batch::default() }).await?;
+    s.store.log_batch(f.audit(), &run_id, &Batch { tags: vec![tag], ..Batch::default() }).await?;
     ok()
 }
 
 pub async fn delete_tag(State(s): State<AppState>, f: Fields) -> Answer {
-    s.store.delete_tag(&f.run_id()?, &f.str("key")?).await?;
+    s.store.delete_tag(f.audit(), &f.run_id()?, &f.str("key")?).await?;
     ok()
 }
 
@@ -237,7 +237,7 @@ pub async fn log_batch(State(s): State<AppState>, f: Fields) -> Answer {
         })
         .collect::<Result<Vec<_>>>()?;
     let tags = f.tags("tags")?;
-    s.store.log_batch(&run_id, &Batch { metrics, params, tags }).await?;
+    s.store.log_batch(f.audit(), &run_id, &Batch { metrics, params, tags }).await?;
     ok()
 }
 
@@ -275,7 +275,7 @@ pub async fn log_inputs(State(s): State<AppState>, f: Fields) -> Answer {
             },
         });
     }
-    s.store.log_inputs(&run_id, &inputs).await?;
+    s.store.log_inputs(f.audit(), &run_id, &inputs).await?;
     ok()
 }
 

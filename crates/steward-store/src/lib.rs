@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use steward_core::Result;
+use steward_core::audit::{Audit, Break, LedgerEntry};
 use steward_core::entities::{
     Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo, RunMetric, RunUpdate, Tag, ViewType,
 };
@@ -61,36 +62,41 @@ pub struct IntervalQuery {
 }
 
 /// The metadata store. Every method is one transaction: it either happens whole or not at
-/// all. Timestamps that the caller does not give are taken from the store's clock.
+/// all, and every mutation appends its audit-ledger entry inside that same transaction. Timestamps that the caller does not give are taken from the store's clock.
 #[async_trait]
 pub trait MetadataStore: Send + Sync {
     /// Which backend this is, for logs and `server-info`.
     fn backend(&self) -> Backend;
 
-    async fn create_experiment(&self, name: &str, artifact_location: Option<&str>, tags: &[Tag]) -> Result<String>;
+    async fn create_experiment(&self, audit: &Audit, name: &str, artifact_location: Option<&str>, tags: &[Tag]) -> Result<String>;
     async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment>;
     async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment>;
     async fn search_experiments(&self, query: &ExperimentQuery) -> Result<Page<Experiment>>;
-    async fn rename_experiment(&self, experiment_id: &str, new_name: &str) -> Result<()>;
+    async fn rename_experiment(&self, audit: &Audit, experiment_id: &str, new_name: &str) -> Result<()>;
     /// Soft-deletes the experiment and its runs.
-    async fn delete_experiment(&self, experiment_id: &str) -> Result<()>;
-    async fn restore_experiment(&self, experiment_id: &str) -> Result<()>;
-    async fn set_experiment_tag(&self, experiment_id: &str, tag: &Tag) -> Result<()>;
-    async fn delete_experiment_tag(&self, experiment_id: &str, key: &str) -> Result<()>;
+    async fn delete_experiment(&self, audit: &Audit, experiment_id: &str) -> Result<()>;
+    async fn restore_experiment(&self, audit: &Audit, experiment_id: &str) -> Result<()>;
+    async fn set_experiment_tag(&self, audit: &Audit, experiment_id: &str, tag: &Tag) -> Result<()>;
+    async fn delete_experiment_tag(&self, audit: &Audit, experiment_id: &str, key: &str) -> Result<()>;
 
-    async fn create_run(&self, run: NewRun) -> Result<Run>;
+    async fn create_run(&self, audit: &Audit, run: NewRun) -> Result<Run>;
     async fn get_run(&self, run_id: &str) -> Result<Run>;
-    async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo>;
-    async fn delete_run(&self, run_id: &str) -> Result<()>;
-    async fn restore_run(&self, run_id: &str) -> Result<()>;
+    async fn update_run(&self, audit: &Audit, run_id: &str, update: RunUpdate) -> Result<RunInfo>;
+    async fn delete_run(&self, audit: &Audit, run_id: &str) -> Result<()>;
+    async fn restore_run(&self, audit: &Audit, run_id: &str) -> Result<()>;
     async fn search_runs(&self, query: &RunQuery) -> Result<Page<Run>>;
     /// Logs metrics, params and tags atomically; `log-metric`, `log-parameter` and `set-tag`
     /// are one-element batches.
-    async fn log_batch(&self, run_id: &str, batch: &Batch) -> Result<()>;
-    async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()>;
-    async fn log_inputs(&self, run_id: &str, inputs: &[DatasetInput]) -> Result<()>;
+    async fn log_batch(&self, audit: &Audit, run_id: &str, batch: &Batch) -> Result<()>;
+    async fn delete_tag(&self, audit: &Audit, run_id: &str, key: &str) -> Result<()>;
+    async fn log_inputs(&self, audit: &Audit, run_id: &str, inputs: &[DatasetInput]) -> Result<()>;
     async fn metric_history(&self, run_id: &str, key: &str, max_results: Option<i64>, page_token: &str) -> Result<Page<Metric>>;
     async fn metric_history_interval(&self, query: &IntervalQuery) -> Result<Vec<RunMetric>>;
+
+    /// Ledger entries with `seq > after`, oldest first, at most `limit`.
+    async fn ledger(&self, after: i64, limit: i64) -> Result<Vec<LedgerEntry>>;
+    /// Walks the whole ledger: the number of entries when intact, the first break otherwise.
+    async fn verify_ledger(&self) -> Result<std::result::Result<i64, Break>>;
 }
 
 /// Opens (and migrates) the metadata store named by a URI: `sqlite:///relative.db`,

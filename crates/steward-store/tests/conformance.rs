@@ -9,6 +9,7 @@ use steward_core::entities::{
     Batch, Dataset, DatasetInput, LifecycleStage, Metric, NewRun, Param, RunStatus, RunUpdate, Tag, ViewType,
 };
 use steward_core::ErrorCode;
+use steward_core::audit::Audit;
 use steward_store::{ExperimentQuery, IntervalQuery, MetadataStore, RunQuery, SqlStore};
 
 type Store = Arc<dyn MetadataStore>;
@@ -35,6 +36,10 @@ async fn postgres() -> Store {
     admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
     admin.close().await;
     Arc::new(SqlStore::open(&format!("{base}/{name}"), ROOT).await.expect("open postgres"))
+}
+
+fn who() -> Audit {
+    Audit::new("alice", None, b"{}")
 }
 
 fn new_run(exp: &str) -> NewRun {
@@ -68,58 +73,58 @@ async fn default_experiment_exists(store: Store) {
     assert_eq!(e.name, "Default");
     assert_eq!(e.artifact_location, "mlflow-artifacts:/0");
     assert_eq!(store.get_experiment_by_name("Default").await.unwrap().experiment_id, "0");
-    let err = store.delete_experiment("0").await.unwrap_err();
+    let err = store.delete_experiment(&who(), "0").await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidParameterValue);
 }
 
 async fn experiments_are_created_named_uniquely_and_renamed(store: Store) {
-    let id = store.create_experiment("credit", None, &[tag("team", "risk")]).await.unwrap();
+    let id = store.create_experiment(&who(), "credit", None, &[tag("team", "risk")]).await.unwrap();
     assert_eq!(id, "1");
     let e = store.get_experiment(&id).await.unwrap();
     assert_eq!((e.name.as_str(), e.artifact_location.as_str()), ("credit", "mlflow-artifacts:/1"));
     assert_eq!(e.tags, vec![tag("team", "risk")]);
-    let dup = store.create_experiment("credit", None, &[]).await.unwrap_err();
+    let dup = store.create_experiment(&who(), "credit", None, &[]).await.unwrap_err();
     assert_eq!(dup.code(), ErrorCode::ResourceAlreadyExists);
     assert!(dup.message().contains("credit"), "{dup}");
-    store.rename_experiment(&id, "credit-v2").await.unwrap();
+    store.rename_experiment(&who(), &id, "credit-v2").await.unwrap();
     assert_eq!(store.get_experiment_by_name("credit-v2").await.unwrap().experiment_id, id);
     let missing = store.get_experiment_by_name("credit").await.unwrap_err();
     assert_eq!(missing.code(), ErrorCode::ResourceDoesNotExist);
     assert_eq!(store.get_experiment("999").await.unwrap_err().code(), ErrorCode::ResourceDoesNotExist);
     assert_eq!(store.get_experiment("abc").await.unwrap_err().code(), ErrorCode::InvalidParameterValue);
-    let custom = store.create_experiment("elsewhere", Some("s3://bucket/x"), &[]).await.unwrap();
+    let custom = store.create_experiment(&who(), "elsewhere", Some("s3://bucket/x"), &[]).await.unwrap();
     assert_eq!(store.get_experiment(&custom).await.unwrap().artifact_location, "s3://bucket/x");
 }
 
 async fn deleting_an_experiment_deletes_its_runs_and_restore_brings_them_back(store: Store) {
-    let id = store.create_experiment("e", None, &[]).await.unwrap();
-    let run = store.create_run(new_run(&id)).await.unwrap();
-    store.delete_experiment(&id).await.unwrap();
+    let id = store.create_experiment(&who(), "e", None, &[]).await.unwrap();
+    let run = store.create_run(&who(), new_run(&id)).await.unwrap();
+    store.delete_experiment(&who(), &id).await.unwrap();
     assert_eq!(store.get_experiment(&id).await.unwrap().lifecycle_stage, LifecycleStage::Deleted);
     assert_eq!(store.get_run(&run.info.run_id).await.unwrap().info.lifecycle_stage, LifecycleStage::Deleted);
-    let err = store.create_run(new_run(&id)).await.unwrap_err();
+    let err = store.create_run(&who(), new_run(&id)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidParameterValue);
     // A deleted experiment still holds its name.
-    assert_eq!(store.create_experiment("e", None, &[]).await.unwrap_err().code(), ErrorCode::ResourceAlreadyExists);
-    store.restore_experiment(&id).await.unwrap();
+    assert_eq!(store.create_experiment(&who(), "e", None, &[]).await.unwrap_err().code(), ErrorCode::ResourceAlreadyExists);
+    store.restore_experiment(&who(), &id).await.unwrap();
     assert_eq!(store.get_run(&run.info.run_id).await.unwrap().info.lifecycle_stage, LifecycleStage::Active);
 }
 
 async fn experiment_tags_are_set_and_deleted(store: Store) {
-    let id = store.create_experiment("e", None, &[]).await.unwrap();
-    store.set_experiment_tag(&id, &tag("a", "1")).await.unwrap();
-    store.set_experiment_tag(&id, &tag("a", "2")).await.unwrap();
+    let id = store.create_experiment(&who(), "e", None, &[]).await.unwrap();
+    store.set_experiment_tag(&who(), &id, &tag("a", "1")).await.unwrap();
+    store.set_experiment_tag(&who(), &id, &tag("a", "2")).await.unwrap();
     assert_eq!(store.get_experiment(&id).await.unwrap().tags, vec![tag("a", "2")]);
-    store.delete_experiment_tag(&id, "a").await.unwrap();
+    store.delete_experiment_tag(&who(), &id, "a").await.unwrap();
     assert!(store.get_experiment(&id).await.unwrap().tags.is_empty());
-    assert_eq!(store.delete_experiment_tag(&id, "a").await.unwrap_err().code(), ErrorCode::ResourceDoesNotExist);
+    assert_eq!(store.delete_experiment_tag(&who(), &id, "a").await.unwrap_err().code(), ErrorCode::ResourceDoesNotExist);
 }
 
 async fn experiment_search_filters_orders_and_pages(store: Store) {
     for name in ["alpha", "beta", "gamma", "Alphabet"] {
-        let id = store.create_experiment(name, None, &[]).await.unwrap();
+        let id = store.create_experiment(&who(), name, None, &[]).await.unwrap();
         if name.starts_with('a') || name.starts_with('A') {
-            store.set_experiment_tag(&id, &tag("kind", "greek")).await.unwrap();
+            store.set_experiment_tag(&who(), &id, &tag("kind", "greek")).await.unwrap();
         }
     }
     let names = |q: ExperimentQuery| {
@@ -147,51 +152,51 @@ async fn experiment_search_filters_orders_and_pages(store: Store) {
     assert_eq!(page2.items.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), vec!["alpha", "beta"]);
     assert!(page2.next_page_token.is_some());
     let beta = store.get_experiment_by_name("beta").await.unwrap().experiment_id;
-    store.delete_experiment(&beta).await.unwrap();
+    store.delete_experiment(&who(), &beta).await.unwrap();
     let deleted = ExperimentQuery { view: ViewType::DeletedOnly, ..ExperimentQuery::default() };
     assert_eq!(names(deleted).await, vec!["beta"]);
 }
 
 async fn runs_are_created_named_updated_deleted_and_restored(store: Store) {
     let run = store
-        .create_run(NewRun { run_name: Some("first".into()), tags: vec![tag("k", "v")], ..new_run("0") })
+        .create_run(&who(), NewRun { run_name: Some("first".into()), tags: vec![tag("k", "v")], ..new_run("0") })
         .await
         .unwrap();
     assert_eq!(run.info.run_name, "first");
     assert_eq!(run.info.status, RunStatus::Running);
     assert_eq!(run.info.artifact_uri, format!("mlflow-artifacts:/0/{}/artifacts", run.info.run_id));
     assert!(run.tags.contains(&tag("mlflow.runName", "first")));
-    let unnamed = store.create_run(new_run("0")).await.unwrap();
+    let unnamed = store.create_run(&who(), new_run("0")).await.unwrap();
     assert!(!unnamed.info.run_name.is_empty());
     let id = run.info.run_id.clone();
     let info = store
-        .update_run(&id, RunUpdate { status: Some(RunStatus::Finished), end_time: Some(2000), run_name: Some("renamed".into()) })
+        .update_run(&who(), &id, RunUpdate { status: Some(RunStatus::Finished), end_time: Some(2000), run_name: Some("renamed".into()) })
         .await
         .unwrap();
     assert_eq!((info.status, info.end_time, info.run_name.as_str()), (RunStatus::Finished, Some(2000), "renamed"));
     assert!(store.get_run(&id).await.unwrap().tags.contains(&tag("mlflow.runName", "renamed")));
-    store.delete_run(&id).await.unwrap();
+    store.delete_run(&who(), &id).await.unwrap();
     assert_eq!(store.get_run(&id).await.unwrap().info.lifecycle_stage, LifecycleStage::Deleted);
-    let refused = store.log_batch(&id, &Batch { params: vec![param("a", "1")], ..Batch::default() }).await.unwrap_err();
+    let refused = store.log_batch(&who(), &id, &Batch { params: vec![param("a", "1")], ..Batch::default() }).await.unwrap_err();
     assert_eq!(refused.code(), ErrorCode::InvalidParameterValue);
     assert!(refused.message().contains("must be in the 'active' state"), "{refused}");
-    store.restore_run(&id).await.unwrap();
+    store.restore_run(&who(), &id).await.unwrap();
     assert_eq!(store.get_run(&id).await.unwrap().info.lifecycle_stage, LifecycleStage::Active);
     assert_eq!(store.get_run("nope").await.unwrap_err().code(), ErrorCode::ResourceDoesNotExist);
-    assert_eq!(store.create_run(new_run("42")).await.unwrap_err().code(), ErrorCode::ResourceDoesNotExist);
+    assert_eq!(store.create_run(&who(), new_run("42")).await.unwrap_err().code(), ErrorCode::ResourceDoesNotExist);
 }
 
 async fn params_cannot_change_and_a_refused_batch_leaves_nothing(store: Store) {
-    let id = store.create_run(new_run("0")).await.unwrap().info.run_id;
-    store.log_batch(&id, &Batch { params: vec![param("lr", "0.1")], ..Batch::default() }).await.unwrap();
+    let id = store.create_run(&who(), new_run("0")).await.unwrap().info.run_id;
+    store.log_batch(&who(), &id, &Batch { params: vec![param("lr", "0.1")], ..Batch::default() }).await.unwrap();
     // Same value again is fine.
-    store.log_batch(&id, &Batch { params: vec![param("lr", "0.1")], ..Batch::default() }).await.unwrap();
+    store.log_batch(&who(), &id, &Batch { params: vec![param("lr", "0.1")], ..Batch::default() }).await.unwrap();
     let batch = Batch {
         metrics: vec![metric("auc", 0.8, 10, 0)],
         params: vec![param("depth", "3"), param("lr", "0.2")],
         tags: vec![tag("t", "x")],
     };
-    let err = store.log_batch(&id, &batch).await.unwrap_err();
+    let err = store.log_batch(&who(), &id, &batch).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidParameterValue);
     assert!(err.message().contains("key='lr' was already logged with value='0.1'"), "{err}");
     let run = store.get_run(&id).await.unwrap();
@@ -202,12 +207,12 @@ async fn params_cannot_change_and_a_refused_batch_leaves_nothing(store: Store) {
     assert!(history.items.is_empty());
     // An invalid entry anywhere in a batch also rejects the whole batch.
     let bad = Batch { metrics: vec![metric("ok", 1.0, 1, 0), metric("../bad", 1.0, 1, 0)], ..Batch::default() };
-    assert_eq!(store.log_batch(&id, &bad).await.unwrap_err().code(), ErrorCode::InvalidParameterValue);
+    assert_eq!(store.log_batch(&who(), &id, &bad).await.unwrap_err().code(), ErrorCode::InvalidParameterValue);
     assert!(store.get_run(&id).await.unwrap().metrics.is_empty());
 }
 
 async fn latest_metric_and_history_follow_mlflow(store: Store) {
-    let id = store.create_run(new_run("0")).await.unwrap().info.run_id;
+    let id = store.create_run(&who(), new_run("0")).await.unwrap().info.run_id;
     let batch = Batch {
         metrics: vec![
             metric("loss", 3.0, 100, 0),
@@ -219,9 +224,9 @@ async fn latest_metric_and_history_follow_mlflow(store: Store) {
         ],
         ..Batch::default()
     };
-    store.log_batch(&id, &batch).await.unwrap();
+    store.log_batch(&who(), &id, &batch).await.unwrap();
     // A later step wins even with an earlier timestamp.
-    store.log_batch(&id, &Batch { metrics: vec![metric("loss", 9.0, 1, 1)], ..Batch::default() }).await.unwrap();
+    store.log_batch(&who(), &id, &Batch { metrics: vec![metric("loss", 9.0, 1, 1)], ..Batch::default() }).await.unwrap();
     let run = store.get_run(&id).await.unwrap();
     let latest = |k: &str| run.metrics.iter().find(|m| m.key == k).cloned().unwrap();
     assert_eq!(latest("loss"), metric("loss", 5.0, 99, 2));
@@ -236,14 +241,14 @@ async fn latest_metric_and_history_follow_mlflow(store: Store) {
     assert_eq!(rest.items.len(), 3);
     assert!(rest.next_page_token.is_none());
     // Logging the identical point twice keeps one.
-    store.log_batch(&id, &Batch { metrics: vec![metric("loss", 9.0, 1, 1)], ..Batch::default() }).await.unwrap();
+    store.log_batch(&who(), &id, &Batch { metrics: vec![metric("loss", 9.0, 1, 1)], ..Batch::default() }).await.unwrap();
     assert_eq!(store.metric_history(&id, "loss", None, "").await.unwrap().items.len(), 5);
 }
 
 async fn bulk_interval_samples_evenly_and_keeps_the_last_point(store: Store) {
-    let id = store.create_run(new_run("0")).await.unwrap().info.run_id;
+    let id = store.create_run(&who(), new_run("0")).await.unwrap().info.run_id;
     let metrics = (0..100).map(|s| metric("acc", s as f64, 1000 + s, s)).collect();
-    store.log_batch(&id, &Batch { metrics, ..Batch::default() }).await.unwrap();
+    store.log_batch(&who(), &id, &Batch { metrics, ..Batch::default() }).await.unwrap();
     let q = |max: i64, steps: Option<(i64, i64)>| IntervalQuery { run_ids: vec![id.clone()], metric_key: "acc".into(), steps, max_results: max };
     let steps = |v: Vec<steward_core::entities::RunMetric>| v.into_iter().map(|m| m.metric.step).collect::<Vec<_>>();
     assert_eq!(steps(store.metric_history_interval(&q(5, None)).await.unwrap()), vec![0, 20, 40, 60, 99]);
@@ -252,11 +257,11 @@ async fn bulk_interval_samples_evenly_and_keeps_the_last_point(store: Store) {
 }
 
 async fn run_search_supports_the_filter_grammar(store: Store) {
-    let exp = store.create_experiment("search", None, &[]).await.unwrap();
+    let exp = store.create_experiment(&who(), "search", None, &[]).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..6 {
         let run = store
-            .create_run(NewRun { run_name: Some(format!("run-{i}")), start_time: 1000 + i, ..new_run(&exp) })
+            .create_run(&who(), NewRun { run_name: Some(format!("run-{i}")), start_time: 1000 + i, ..new_run(&exp) })
             .await
             .unwrap();
         let id = run.info.run_id;
@@ -269,10 +274,10 @@ async fn run_search_supports_the_filter_grammar(store: Store) {
             batch.metrics.clear();
             batch.params.push(param("special key", "yes"));
         }
-        store.log_batch(&id, &batch).await.unwrap();
+        store.log_batch(&who(), &id, &batch).await.unwrap();
         ids.push(id);
     }
-    store.update_run(&ids[1], RunUpdate { status: Some(RunStatus::Failed), ..RunUpdate::default() }).await.unwrap();
+    store.update_run(&who(), &ids[1], RunUpdate { status: Some(RunStatus::Failed), ..RunUpdate::default() }).await.unwrap();
     let cases: Vec<(&str, Vec<usize>)> = vec![
         ("", vec![5, 4, 3, 2, 1, 0]),
         ("metrics.auc > 0.65", vec![4, 3, 2]),
@@ -301,12 +306,12 @@ async fn run_search_supports_the_filter_grammar(store: Store) {
 }
 
 async fn run_search_orders_and_pages(store: Store) {
-    let exp = store.create_experiment("order", None, &[]).await.unwrap();
+    let exp = store.create_experiment(&who(), "order", None, &[]).await.unwrap();
     let mut ids = Vec::new();
     for (i, auc) in [Some(0.7), None, Some(0.9), Some(f64::NAN), Some(0.8)].into_iter().enumerate() {
-        let id = store.create_run(NewRun { start_time: 1000 + i as i64, ..new_run(&exp) }).await.unwrap().info.run_id;
+        let id = store.create_run(&who(), NewRun { start_time: 1000 + i as i64, ..new_run(&exp) }).await.unwrap().info.run_id;
         if let Some(v) = auc {
-            store.log_batch(&id, &Batch { metrics: vec![metric("auc", v, 1, 0)], ..Batch::default() }).await.unwrap();
+            store.log_batch(&who(), &id, &Batch { metrics: vec![metric("auc", v, 1, 0)], ..Batch::default() }).await.unwrap();
         }
         ids.push(id);
     }
@@ -340,7 +345,7 @@ async fn run_search_orders_and_pages(store: Store) {
 }
 
 async fn dataset_inputs_are_recorded_once(store: Store) {
-    let id = store.create_run(new_run("0")).await.unwrap().info.run_id;
+    let id = store.create_run(&who(), new_run("0")).await.unwrap().info.run_id;
     let input = DatasetInput {
         tags: vec![tag("mlflow.data.context", "training")],
         dataset: Dataset {
@@ -352,8 +357,8 @@ async fn dataset_inputs_are_recorded_once(store: Store) {
             profile: None,
         },
     };
-    store.log_inputs(&id, std::slice::from_ref(&input)).await.unwrap();
-    store.log_inputs(&id, std::slice::from_ref(&input)).await.unwrap();
+    store.log_inputs(&who(), &id, std::slice::from_ref(&input)).await.unwrap();
+    store.log_inputs(&who(), &id, std::slice::from_ref(&input)).await.unwrap();
     let run = store.get_run(&id).await.unwrap();
     assert_eq!(run.dataset_inputs, vec![input]);
     let found = run_ids(&store, query("0", "dataset.digest = 'abc123' AND dataset.context = 'training'")).await;
@@ -361,7 +366,7 @@ async fn dataset_inputs_are_recorded_once(store: Store) {
 }
 
 async fn concurrent_batches_all_land(store: Store) {
-    let id = store.create_run(new_run("0")).await.unwrap().info.run_id;
+    let id = store.create_run(&who(), new_run("0")).await.unwrap().info.run_id;
     let mut tasks = Vec::new();
     for t in 0..16 {
         let store = store.clone();
@@ -369,7 +374,7 @@ async fn concurrent_batches_all_land(store: Store) {
         tasks.push(tokio::spawn(async move {
             for i in 0..10 {
                 let metrics = (0..20).map(|k| metric(&format!("m{k}"), (t * 10 + i) as f64, t * 10 + i, t * 10 + i)).collect();
-                store.log_batch(&id, &Batch { metrics, ..Batch::default() }).await.unwrap();
+                store.log_batch(&who(), &id, &Batch { metrics, ..Batch::default() }).await.unwrap();
             }
         }));
     }
@@ -380,6 +385,56 @@ async fn concurrent_batches_all_land(store: Store) {
     assert_eq!(history.items.len(), 160);
     let run = store.get_run(&id).await.unwrap();
     assert_eq!(run.metrics.iter().find(|m| m.key == "m7").unwrap().step, 159);
+}
+
+async fn every_mutation_appends_one_chained_ledger_entry(store: Store) {
+    let start = store.ledger(0, 10_000).await.unwrap().len();
+    assert_eq!(start, 1, "the default experiment's creation is the first entry");
+    let bob = Audit::new("bob", Some("quarterly retrain".into()), b"{\"name\": \"e\"}");
+    let exp = store.create_experiment(&bob, "e", None, &[]).await.unwrap();
+    let run = store.create_run(&who(), new_run(&exp)).await.unwrap().info.run_id;
+    store.log_batch(&who(), &run, &Batch { params: vec![param("a", "1")], ..Batch::default() }).await.unwrap();
+    // Refused mutations leave no entry.
+    assert!(store.log_batch(&who(), &run, &Batch { params: vec![param("a", "2")], ..Batch::default() }).await.is_err());
+    assert!(store.create_experiment(&who(), "e", None, &[]).await.is_err());
+    store.delete_run(&who(), &run).await.unwrap();
+    let entries = store.ledger(0, 10_000).await.unwrap();
+    let summary: Vec<(i64, &str, &str, &str, &str)> = entries
+        .iter()
+        .map(|e| (e.seq, e.actor.as_str(), e.action.as_str(), e.entity_kind.as_str(), e.entity_id.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, "steward", "experiment.create", "experiment", "0"),
+            (2, "bob", "experiment.create", "experiment", exp.as_str()),
+            (3, "alice", "run.create", "run", run.as_str()),
+            (4, "alice", "run.log_batch", "run", run.as_str()),
+            (5, "alice", "run.delete", "run", run.as_str()),
+        ]
+    );
+    assert_eq!(entries[1].reason.as_deref(), Some("quarterly retrain"));
+    assert_eq!(entries[1].payload_digest, steward_core::audit::sha256_hex(b"{\"name\": \"e\"}"));
+    assert_eq!(entries[1].prev_hash, entries[0].hash);
+    assert_eq!(store.verify_ledger().await.unwrap(), Ok(5));
+    assert_eq!(store.ledger(3, 1).await.unwrap()[0].seq, 4);
+}
+
+async fn concurrent_mutations_keep_one_unbroken_chain(store: Store) {
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let actor = Audit::new(format!("user{t}"), None, b"");
+                store.create_experiment(&actor, &format!("e-{t}-{i}"), None, &[]).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.verify_ledger().await.unwrap(), Ok(81));
 }
 
 macro_rules! conformance {
@@ -407,4 +462,6 @@ conformance!(
     run_search_orders_and_pages,
     dataset_inputs_are_recorded_once,
     concurrent_batches_all_land,
+    every_mutation_appends_one_chained_ledger_entry,
+    concurrent_mutations_keep_one_unbroken_chain,
 );

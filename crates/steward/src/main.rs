@@ -17,7 +17,34 @@ struct Cli {
 enum Command {
     /// Run the tracking server (MLflow-compatible REST API and artifact proxy)
     Server(ServerArgs),
+    /// Inspect the tamper-evident audit ledger
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; exit 0 when intact, 1 naming the first broken entry
+    Verify(StoreArgs),
+    /// Write every ledger entry, oldest first
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Output format
+        #[arg(long, value_parser = ["jsonl"], default_value = "jsonl")]
+        format: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// Metadata store: sqlite:///PATH (relative), sqlite:////PATH (absolute) or
+    /// postgresql://USER@HOST:PORT/DB
+    #[arg(long, default_value = DEFAULT_STORE, env = "STEWARD_BACKEND_STORE_URI")]
+    backend_store_uri: String,
+}
+
+const DEFAULT_STORE: &str = "sqlite:///steward-data/steward.db";
 
 #[derive(clap::Args)]
 struct ServerArgs {
@@ -29,7 +56,7 @@ struct ServerArgs {
     port: u16,
     /// Metadata store: sqlite:///PATH (relative), sqlite:////PATH (absolute) or
     /// postgresql://USER@HOST:PORT/DB
-    #[arg(long, default_value = "sqlite:///steward-data/steward.db", env = "STEWARD_BACKEND_STORE_URI")]
+    #[arg(long, default_value = DEFAULT_STORE, env = "STEWARD_BACKEND_STORE_URI")]
     backend_store_uri: String,
     /// Where artifacts are stored: a local directory, s3://BUCKET/PREFIX, gs://... or az://...
     #[arg(long, default_value = "steward-data/artifacts", env = "STEWARD_ARTIFACTS_DESTINATION")]
@@ -65,6 +92,40 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    let (AuditCommand::Verify(store_args) | AuditCommand::Export { store: store_args, .. }) = &cmd;
+    let store = steward_store::open_metadata(&store_args.backend_store_uri, "mlflow-artifacts:/")
+        .await
+        .with_context(|| format!("opening the metadata store at {}", store_args.backend_store_uri))?;
+    match cmd {
+        AuditCommand::Verify(_) => match store.verify_ledger().await? {
+            Ok(n) => {
+                println!("audit ledger intact: {n} entries");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(b) => {
+                println!("audit ledger broken at entry {}: {}", b.seq, b.reason);
+                Ok(ExitCode::from(1))
+            }
+        },
+        AuditCommand::Export { .. } => {
+            use std::io::Write as _;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut after = 0;
+            loop {
+                let page = store.ledger(after, 5000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for e in &page {
+                    writeln!(out, "{}", steward_server::ledger_entry_json(e))?;
+                }
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -86,11 +147,12 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Server(args) => server(args).await,
+            Command::Server(args) => server(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Audit(cmd) => audit(cmd).await,
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", format!("{e:#}").to_lowercase_first());
             ExitCode::FAILURE

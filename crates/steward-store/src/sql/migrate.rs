@@ -12,17 +12,15 @@ struct Migration {
     sql: &'static str,
 }
 
-const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "tracking",
-    sql: include_str!("../../migrations/sqlite/0001_tracking.sql"),
-}];
+const SQLITE: &[Migration] = &[
+    Migration { version: 1, name: "tracking", sql: include_str!("../../migrations/sqlite/0001_tracking.sql") },
+    Migration { version: 2, name: "audit", sql: include_str!("../../migrations/sqlite/0002_audit.sql") },
+];
 
-const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "tracking",
-    sql: include_str!("../../migrations/postgres/0001_tracking.sql"),
-}];
+const POSTGRES: &[Migration] = &[
+    Migration { version: 1, name: "tracking", sql: include_str!("../../migrations/postgres/0001_tracking.sql") },
+    Migration { version: 2, name: "audit", sql: include_str!("../../migrations/postgres/0002_audit.sql") },
+];
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
     let migrations = match backend {

@@ -23,6 +23,7 @@ use steward_core::entities::{
     Batch, Dataset, DatasetInput, Experiment, LifecycleStage, Metric, NewRun, Param, Run, RunInfo, RunMetric, RunStatus,
     RunUpdate, Tag, RUN_NAME_TAG,
 };
+use steward_core::audit::{self, Audit, Break, LedgerEntry};
 use steward_core::search::{decode_page_token, encode_page_token};
 use steward_core::validation;
 use steward_core::{Error, ErrorCode, Result};
@@ -227,6 +228,8 @@ impl SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+            let system = Audit::new("steward", Some("default experiment created at first start".into()), b"");
+            append(&mut tx, &system, "experiment.create", "experiment", "0").await?;
         }
         tx.commit().await.map_err(db_error)
     }
@@ -439,7 +442,7 @@ impl MetadataStore for SqlStore {
         self.backend
     }
 
-    async fn create_experiment(&self, name: &str, artifact_location: Option<&str>, tags: &[Tag]) -> Result<String> {
+    async fn create_experiment(&self, audit: &Audit, name: &str, artifact_location: Option<&str>, tags: &[Tag]) -> Result<String> {
         validation::check_experiment_name(name)?;
         for t in tags {
             validation::check_experiment_tag(t)?;
@@ -478,6 +481,7 @@ impl MetadataStore for SqlStore {
                 .await
                 .map_err(db_error)?;
         }
+        append(&mut tx, audit, "experiment.create", "experiment", &id.to_string()).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(id.to_string())
     }
@@ -506,7 +510,7 @@ impl MetadataStore for SqlStore {
         Ok(Page { items: self.load_experiments(&ids).await?, next_page_token: next })
     }
 
-    async fn rename_experiment(&self, experiment_id: &str, new_name: &str) -> Result<()> {
+    async fn rename_experiment(&self, audit: &Audit, experiment_id: &str, new_name: &str) -> Result<()> {
         validation::check_experiment_name(new_name)?;
         let id = parse_experiment_id(experiment_id)?;
         let mut tx = self.begin().await?;
@@ -523,7 +527,10 @@ impl MetadataStore for SqlStore {
             .execute(&mut *tx)
             .await;
         match res {
-            Ok(_) => tx.commit().await.map_err(db_error),
+            Ok(_) => {
+                append(&mut tx, audit, "experiment.rename", "experiment", experiment_id).await?;
+                tx.commit().await.map_err(db_error)
+            }
             Err(e) if is_unique_violation(&e) => {
                 Err(Error::already_exists(format!("Experiment(name={new_name}) already exists")))
             }
@@ -531,15 +538,15 @@ impl MetadataStore for SqlStore {
         }
     }
 
-    async fn delete_experiment(&self, experiment_id: &str) -> Result<()> {
-        self.set_experiment_stage(experiment_id, LifecycleStage::Deleted).await
+    async fn delete_experiment(&self, audit: &Audit, experiment_id: &str) -> Result<()> {
+        self.set_experiment_stage(audit, experiment_id, LifecycleStage::Deleted).await
     }
 
-    async fn restore_experiment(&self, experiment_id: &str) -> Result<()> {
-        self.set_experiment_stage(experiment_id, LifecycleStage::Active).await
+    async fn restore_experiment(&self, audit: &Audit, experiment_id: &str) -> Result<()> {
+        self.set_experiment_stage(audit, experiment_id, LifecycleStage::Active).await
     }
 
-    async fn set_experiment_tag(&self, experiment_id: &str, tag: &Tag) -> Result<()> {
+    async fn set_experiment_tag(&self, audit: &Audit, experiment_id: &str, tag: &Tag) -> Result<()> {
         validation::check_experiment_tag(tag)?;
         let id = parse_experiment_id(experiment_id)?;
         let mut tx = self.begin().await?;
@@ -551,10 +558,11 @@ impl MetadataStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        append(&mut tx, audit, "experiment.set_tag", "experiment", experiment_id).await?;
         tx.commit().await.map_err(db_error)
     }
 
-    async fn delete_experiment_tag(&self, experiment_id: &str, key: &str) -> Result<()> {
+    async fn delete_experiment_tag(&self, audit: &Audit, experiment_id: &str, key: &str) -> Result<()> {
         let id = parse_experiment_id(experiment_id)?;
         let mut tx = self.begin().await?;
         require_active_experiment(&mut tx, id, experiment_id).await?;
@@ -567,10 +575,11 @@ impl MetadataStore for SqlStore {
         if res.rows_affected() == 0 {
             return Err(Error::not_found(format!("No tag with name: {key} in experiment with id {experiment_id}")));
         }
+        append(&mut tx, audit, "experiment.delete_tag", "experiment", experiment_id).await?;
         tx.commit().await.map_err(db_error)
     }
 
-    async fn create_run(&self, run: NewRun) -> Result<Run> {
+    async fn create_run(&self, audit: &Audit, run: NewRun) -> Result<Run> {
         for (i, t) in run.tags.iter().enumerate() {
             validation::check_run_tag(&format!("tags[{i}]"), t)?;
         }
@@ -615,6 +624,7 @@ impl MetadataStore for SqlStore {
         let mut tags: Vec<Tag> = run.tags.into_iter().filter(|t| t.key != RUN_NAME_TAG).collect();
         tags.push(Tag { key: RUN_NAME_TAG.into(), value: run_name });
         upsert_run_tags(&mut tx, &run_id, &tags).await?;
+        append(&mut tx, audit, "run.create", "run", &run_id).await?;
         tx.commit().await.map_err(db_error)?;
         self.get_run(&run_id).await
     }
@@ -623,7 +633,7 @@ impl MetadataStore for SqlStore {
         self.load_runs(&[run_id.to_owned()]).await?.pop().ok_or_else(|| run_not_found(run_id))
     }
 
-    async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
+    async fn update_run(&self, audit: &Audit, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
         let mut tx = self.begin().await?;
         require_active_run(&mut tx, run_id).await?;
         if let Some(status) = update.status {
@@ -640,11 +650,12 @@ impl MetadataStore for SqlStore {
         if let Some(name) = update.run_name.filter(|n| !n.is_empty()) {
             upsert_run_tags(&mut tx, run_id, &[Tag { key: RUN_NAME_TAG.into(), value: name }]).await?;
         }
+        append(&mut tx, audit, "run.update", "run", run_id).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(self.get_run(run_id).await?.info)
     }
 
-    async fn delete_run(&self, run_id: &str) -> Result<()> {
+    async fn delete_run(&self, audit: &Audit, run_id: &str) -> Result<()> {
         let mut tx = self.begin().await?;
         run_stage(&mut tx, run_id).await?;
         sqlx::query("UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = $1 WHERE run_uuid = $2")
@@ -653,10 +664,11 @@ impl MetadataStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        append(&mut tx, audit, "run.delete", "run", run_id).await?;
         tx.commit().await.map_err(db_error)
     }
 
-    async fn restore_run(&self, run_id: &str) -> Result<()> {
+    async fn restore_run(&self, audit: &Audit, run_id: &str) -> Result<()> {
         let mut tx = self.begin().await?;
         run_stage(&mut tx, run_id).await?;
         sqlx::query("UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE run_uuid = $1")
@@ -664,6 +676,7 @@ impl MetadataStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        append(&mut tx, audit, "run.restore", "run", run_id).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -675,7 +688,7 @@ impl MetadataStore for SqlStore {
         Ok(Page { items: self.load_runs(&ids).await?, next_page_token: next })
     }
 
-    async fn log_batch(&self, run_id: &str, batch: &Batch) -> Result<()> {
+    async fn log_batch(&self, audit: &Audit, run_id: &str, batch: &Batch) -> Result<()> {
         validation::check_batch(batch)?;
         let mut tx = self.begin().await?;
         require_active_run(&mut tx, run_id).await?;
@@ -773,10 +786,11 @@ impl MetadataStore for SqlStore {
         }
 
         upsert_run_tags(&mut tx, run_id, &batch.tags).await?;
+        append(&mut tx, audit, "run.log_batch", "run", run_id).await?;
         tx.commit().await.map_err(db_error)
     }
 
-    async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
+    async fn delete_tag(&self, audit: &Audit, run_id: &str, key: &str) -> Result<()> {
         let mut tx = self.begin().await?;
         require_active_run(&mut tx, run_id).await?;
         let res = sqlx::query("DELETE FROM tags WHERE run_uuid = $1 AND key = $2")
@@ -788,10 +802,11 @@ impl MetadataStore for SqlStore {
         if res.rows_affected() == 0 {
             return Err(Error::not_found(format!("No tag with name: {key} in run with id {run_id}")));
         }
+        append(&mut tx, audit, "run.delete_tag", "run", run_id).await?;
         tx.commit().await.map_err(db_error)
     }
 
-    async fn log_inputs(&self, run_id: &str, inputs: &[DatasetInput]) -> Result<()> {
+    async fn log_inputs(&self, audit: &Audit, run_id: &str, inputs: &[DatasetInput]) -> Result<()> {
         check_inputs(inputs)?;
         let mut tx = self.begin().await?;
         require_active_run(&mut tx, run_id).await?;
@@ -848,6 +863,7 @@ impl MetadataStore for SqlStore {
                     .map_err(db_error)?;
             }
         }
+        append(&mut tx, audit, "run.log_inputs", "run", run_id).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -919,10 +935,43 @@ impl MetadataStore for SqlStore {
         }
         Ok(out)
     }
+
+    async fn ledger(&self, after: i64, limit: i64) -> Result<Vec<LedgerEntry>> {
+        self.ledger_page(after, limit.clamp(1, 10_000)).await
+    }
+
+    async fn verify_ledger(&self) -> Result<std::result::Result<i64, Break>> {
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&self.read).await.map_err(db_error)?;
+        let head_seq: i64 = head.get(0);
+        let head_hash: String = head.get(1);
+        let mut verifier = audit::Verifier::default();
+        let mut after = i64::MIN;
+        loop {
+            let page = self.ledger_page(after, 5000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for e in &page {
+                if let Err(b) = verifier.push(e) {
+                    return Ok(Err(b));
+                }
+            }
+        }
+        Ok(verifier.finish(Some((head_seq, head_hash.as_str()))))
+    }
 }
 
 impl SqlStore {
-    async fn set_experiment_stage(&self, experiment_id: &str, stage: LifecycleStage) -> Result<()> {
+    async fn ledger_page(&self, after: i64, limit: i64) -> Result<Vec<LedgerEntry>> {
+        let rows = dyn_query(format!("SELECT {LEDGER_COLUMNS} FROM audit_ledger WHERE seq > $1 ORDER BY seq LIMIT $2"))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        Ok(rows.iter().map(ledger_entry_from_row).collect())
+    }
+
+    async fn set_experiment_stage(&self, audit: &Audit, experiment_id: &str, stage: LifecycleStage) -> Result<()> {
         let id = parse_experiment_id(experiment_id)?;
         if id == 0 && stage == LifecycleStage::Deleted {
             return Err(Error::invalid("Cannot delete the default experiment '0'. This is an internally reserved experiment."));
@@ -951,6 +1000,8 @@ impl SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        let action = if stage == LifecycleStage::Deleted { "experiment.delete" } else { "experiment.restore" };
+        append(&mut tx, audit, action, "experiment", experiment_id).await?;
         tx.commit().await.map_err(db_error)
     }
 }
@@ -999,6 +1050,64 @@ fn check_inputs(inputs: &[DatasetInput]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Appends one ledger entry inside the caller's transaction. The head row is updated first:
+/// on PostgreSQL its row lock orders concurrent appenders; on SQLite writes are already
+/// serialised by the single writer connection.
+async fn append(tx: &mut Transaction<'static, sqlx::Any>, audit: &Audit, action: &str, kind: &str, id: &str) -> Result<i64> {
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    let mut entry = LedgerEntry {
+        seq: head.get(0),
+        time: now_ms(),
+        actor: audit.actor.clone(),
+        action: action.to_owned(),
+        entity_kind: kind.to_owned(),
+        entity_id: id.to_owned(),
+        reason: audit.reason.clone(),
+        payload_digest: audit.payload_digest.clone(),
+        prev_hash: head.get(1),
+        hash: String::new(),
+    };
+    entry.hash = audit::entry_hash(&entry);
+    sqlx::query(
+        "INSERT INTO audit_ledger (seq, ts, actor, action, entity_kind, entity_id, reason, payload_digest, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(entry.seq)
+    .bind(entry.time)
+    .bind(&entry.actor)
+    .bind(&entry.action)
+    .bind(&entry.entity_kind)
+    .bind(&entry.entity_id)
+    .bind(entry.reason.clone())
+    .bind(&entry.payload_digest)
+    .bind(&entry.prev_hash)
+    .bind(&entry.hash)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&entry.hash).execute(&mut **tx).await.map_err(db_error)?;
+    Ok(entry.seq)
+}
+
+fn ledger_entry_from_row(r: &AnyRow) -> LedgerEntry {
+    LedgerEntry {
+        seq: r.get(0),
+        time: r.get(1),
+        actor: r.get(2),
+        action: r.get(3),
+        entity_kind: r.get(4),
+        entity_id: r.get(5),
+        reason: r.get(6),
+        payload_digest: r.get(7),
+        prev_hash: r.get(8),
+        hash: r.get(9),
+    }
+}
+
+const LEDGER_COLUMNS: &str = "seq, ts, actor, action, entity_kind, entity_id, reason, payload_digest, prev_hash, hash";
 
 /// Trims a fetched `limit + 1` rows to `limit` and returns the next page's token if the
 /// extra row was there.
