@@ -4,7 +4,8 @@
 //! ```no_run
 //! # async fn demo() -> steward_core::Result<()> {
 //! let store = steward_store::open_metadata("sqlite:///steward-data/steward.db", "mlflow-artifacts:/").await?;
-//! let id = store.create_experiment("credit", None, &[]).await?;
+//! let who = steward_core::audit::Audit::new("alice", None, b"");
+//! let id = store.create_experiment(&who, "credit", None, &[]).await?;
 //! assert_eq!(store.get_experiment(&id).await?.name, "credit");
 //! # Ok(()) }
 //! ```

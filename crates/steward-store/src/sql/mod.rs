@@ -44,6 +44,66 @@ impl Backend {
             Backend::Postgres => "postgresql",
         }
     }
+
+    /// A dynamic query with its binds. SQLite gets the `$N` placeholders rewritten to anonymous
+    /// `?` in order of appearance: it looks named parameters up in a list on every bind, which
+    /// makes a statement with thousands of values (a 1,000-metric batch, a page of 1,000
+    /// runs) quadratic.
+    pub(crate) fn query(self, sql: String, binds: Vec<Bind>) -> Query<'static> {
+        match self {
+            Backend::Postgres => bind_all(dyn_query(sql), binds),
+            Backend::Sqlite => {
+                let (sql, binds) = anonymize(&sql, &binds);
+                bind_all(dyn_query(sql), binds)
+            }
+        }
+    }
+}
+
+/// `(…), (…)` placeholders `$1…` for a multi-row `VALUES` of `rows` × `cols` binds.
+fn value_rows(rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", r * cols + c + 1));
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// Rewrites `$N` placeholders (outside string literals) to `?`, ordering the binds by
+/// appearance; a placeholder used twice gets its value twice.
+fn anonymize(sql: &str, binds: &[Bind]) -> (String, Vec<Bind>) {
+    let mut out = String::with_capacity(sql.len());
+    let mut ordered = Vec::with_capacity(binds.len());
+    let mut in_literal = false;
+    let mut chars = sql.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\'' {
+            in_literal = !in_literal;
+        }
+        if c == '$' && !in_literal && chars.peek().is_some_and(|(_, d)| d.is_ascii_digit()) {
+            let mut end = i + 1;
+            while let Some((j, d)) = chars.peek().copied() {
+                if !d.is_ascii_digit() {
+                    break;
+                }
+                end = j + 1;
+                chars.next();
+            }
+            let n: usize = sql[i + 1..end].parse().expect("digits");
+            ordered.push(binds[n - 1].clone());
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    (out, ordered)
 }
 
 pub struct SqlStore {
@@ -240,17 +300,15 @@ impl SqlStore {
         }
         let ph = placeholders(1, ids.len());
         let binds: Vec<Bind> = ids.iter().map(|i| Bind::I64(*i)).collect();
-        let rows = bind_all(
-            dyn_query(format!(
+        let rows = self.backend.query(format!(
                 "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time FROM experiments WHERE experiment_id IN ({ph})"
-            )),
+            ),
             binds.clone(),
         )
         .fetch_all(&self.read)
         .await
         .map_err(db_error)?;
-        let tag_rows = bind_all(
-            dyn_query(format!("SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ({ph}) ORDER BY key")),
+        let tag_rows = self.backend.query(format!("SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ({ph}) ORDER BY key"),
             binds,
         )
         .fetch_all(&self.read)
@@ -290,7 +348,7 @@ impl SqlStore {
         let binds: Vec<Bind> = ids.iter().map(|i| Bind::Text(i.clone())).collect();
         let fetch = |sql: String| {
             let binds = binds.clone();
-            async move { bind_all(dyn_query(sql), binds).fetch_all(&self.read).await.map_err(db_error) }
+            async move { self.backend.query(sql, binds).fetch_all(&self.read).await.map_err(db_error) }
         };
         let infos = fetch(format!(
             "SELECT run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage FROM runs WHERE run_uuid IN ({ph})"
@@ -504,7 +562,7 @@ impl MetadataStore for SqlStore {
 
     async fn search_experiments(&self, query: &ExperimentQuery) -> Result<Page<Experiment>> {
         let (sql, binds, limit, offset) = search::experiments_sql(query)?;
-        let rows = bind_all(dyn_query(sql), binds).fetch_all(&self.read).await.map_err(db_error)?;
+        let rows = self.backend.query(sql, binds).fetch_all(&self.read).await.map_err(db_error)?;
         let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
         let next = page_after(&mut ids, limit, offset);
         Ok(Page { items: self.load_experiments(&ids).await?, next_page_token: next })
@@ -682,7 +740,7 @@ impl MetadataStore for SqlStore {
 
     async fn search_runs(&self, query: &RunQuery) -> Result<Page<Run>> {
         let (sql, binds, limit, offset) = search::runs_sql(query)?;
-        let rows = bind_all(dyn_query(sql), binds).fetch_all(&self.read).await.map_err(db_error)?;
+        let rows = self.backend.query(sql, binds).fetch_all(&self.read).await.map_err(db_error)?;
         let mut ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
         let next = page_after(&mut ids, limit, offset);
         Ok(Page { items: self.load_runs(&ids).await?, next_page_token: next })
@@ -697,7 +755,7 @@ impl MetadataStore for SqlStore {
             let ph = placeholders(2, batch.params.len());
             let mut binds = vec![Bind::Text(run_id.to_owned())];
             binds.extend(batch.params.iter().map(|p| Bind::Text(p.key.clone())));
-            let existing = bind_all(dyn_query(format!("SELECT key, value FROM params WHERE run_uuid = $1 AND key IN ({ph})")), binds)
+            let existing = self.backend.query(format!("SELECT key, value FROM params WHERE run_uuid = $1 AND key IN ({ph})"), binds)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db_error)?;
@@ -712,12 +770,12 @@ impl MetadataStore for SqlStore {
             }
             let new: Vec<&Param> = batch.params.iter().filter(|p| !existing.contains_key(&p.key)).collect();
             if !new.is_empty() {
-                let values: Vec<String> = (0..new.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
+                let values = value_rows(new.len(), 3);
                 let binds = new
                     .iter()
                     .flat_map(|p| [Bind::Text(run_id.to_owned()), Bind::Text(p.key.clone()), Bind::Text(p.value.clone())])
                     .collect();
-                bind_all(dyn_query(format!("INSERT INTO params (run_uuid, key, value) VALUES {}", values.join(", "))), binds)
+                self.backend.query(format!("INSERT INTO params (run_uuid, key, value) VALUES {values}"), binds)
                     .execute(&mut *tx)
                     .await
                     .map_err(db_error)?;
@@ -725,12 +783,7 @@ impl MetadataStore for SqlStore {
         }
 
         if !batch.metrics.is_empty() {
-            let values: Vec<String> = (0..batch.metrics.len())
-                .map(|i| {
-                    let b = 6 * i;
-                    format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6)
-                })
-                .collect();
+            let values = value_rows(batch.metrics.len(), 6);
             let mut binds = Vec::with_capacity(batch.metrics.len() * 6);
             let mut latest: HashMap<&str, &Metric> = HashMap::new();
             for m in &batch.metrics {
@@ -748,41 +801,46 @@ impl MetadataStore for SqlStore {
                     *slot = m;
                 }
             }
-            bind_all(
-                dyn_query(format!(
-                    "INSERT INTO metrics (run_uuid, key, value, timestamp, step, is_nan) VALUES {} ON CONFLICT DO NOTHING",
-                    values.join(", ")
-                )),
+            self.backend.query(format!(
+                    "INSERT INTO metrics (run_uuid, key, value, timestamp, step, is_nan) VALUES {values} ON CONFLICT DO NOTHING"
+                ),
                 binds,
             )
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-            // A fixed key order keeps concurrent batches on one run from deadlocking.
+            // One multi-row upsert; a fixed key order keeps concurrent batches on one run from
+            // deadlocking on PostgreSQL.
             let mut latest: Vec<&Metric> = latest.into_values().collect();
             latest.sort_by(|a, b| a.key.cmp(&b.key));
-            for m in latest {
+            let values = value_rows(latest.len(), 6);
+            let mut binds = Vec::with_capacity(latest.len() * 6);
+            for m in &latest {
                 let (v, nan) = stored_value(m.value);
-                // Replace the stored latest value only with a later one, as MLflow does:
-                // greater (step, timestamp), then greater value, NaN lowest.
-                sqlx::query(
-                    "INSERT INTO latest_metrics (run_uuid, key, value, timestamp, step, is_nan) VALUES ($1, $2, $3, $4, $5, $6) \
+                binds.extend([
+                    Bind::Text(run_id.to_owned()),
+                    Bind::Text(m.key.clone()),
+                    Bind::F64(v),
+                    Bind::I64(m.timestamp),
+                    Bind::I64(m.step),
+                    Bind::I64(nan),
+                ]);
+            }
+            // Replace the stored latest value only with a later one, as MLflow does: greater
+            // (step, timestamp), then greater value, NaN lowest.
+            self.backend.query(format!(
+                    "INSERT INTO latest_metrics (run_uuid, key, value, timestamp, step, is_nan) VALUES {values} \
                      ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, is_nan = excluded.is_nan \
                      WHERE excluded.step > latest_metrics.step \
                         OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp) \
                         OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp AND excluded.is_nan = 0 \
-                            AND (latest_metrics.is_nan = 1 OR excluded.value > latest_metrics.value))",
-                )
-                .bind(run_id)
-                .bind(&m.key)
-                .bind(v)
-                .bind(m.timestamp)
-                .bind(m.step)
-                .bind(nan)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-            }
+                            AND (latest_metrics.is_nan = 1 OR excluded.value > latest_metrics.value))"
+                ),
+                binds,
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         }
 
         upsert_run_tags(&mut tx, run_id, &batch.tags).await?;
@@ -913,13 +971,13 @@ impl MetadataStore for SqlStore {
                      FROM metrics WHERE run_uuid = $1 AND key = $2{range}) b) r \
                  WHERE rn = 1 ORDER BY step, timestamp, value, is_nan"
             );
-            let rows = bind_all(dyn_query(sql), binds.clone()).fetch_all(&self.read).await.map_err(db_error)?;
+            let rows = self.backend.query(sql, binds.clone()).fetch_all(&self.read).await.map_err(db_error)?;
             let mut sampled: Vec<(i64, i64, f64, i64)> = rows.iter().map(|r| (r.get(2), r.get(1), r.get(0), r.get(3))).collect();
             binds.pop();
             let last_sql = format!(
                 "SELECT value, timestamp, step, is_nan FROM metrics WHERE run_uuid = $1 AND key = $2{range} ORDER BY step DESC, timestamp DESC, value DESC, is_nan DESC LIMIT 1"
             );
-            if let Some(r) = bind_all(dyn_query(last_sql), binds).fetch_optional(&self.read).await.map_err(db_error)? {
+            if let Some(r) = self.backend.query(last_sql, binds).fetch_optional(&self.read).await.map_err(db_error)? {
                 let last = (r.get(2), r.get(1), r.get(0), r.get(3));
                 if sampled.last() != Some(&last) {
                     if sampled.len() as i64 >= max {
@@ -1117,5 +1175,24 @@ fn page_after<T>(items: &mut Vec<T>, limit: i64, offset: u64) -> Option<String> 
         Some(encode_page_token(offset + limit as u64))
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_become_anonymous_in_appearance_order() {
+        let binds = vec![Bind::I64(1), Bind::Text("two".into()), Bind::F64(3.0)];
+        let (sql, ordered) = anonymize("SELECT '$1' WHERE b = $2 AND a = $1 AND c = $3 AND d = $2", &binds);
+        assert_eq!(sql, "SELECT '$1' WHERE b = ? AND a = ? AND c = ? AND d = ?");
+        let shown: Vec<String> = ordered.iter().map(|b| format!("{b:?}")).collect();
+        assert_eq!(shown, vec!["Text(\"two\")", "I64(1)", "F64(3.0)", "Text(\"two\")"]);
+    }
+
+    #[test]
+    fn value_rows_number_every_bind() {
+        assert_eq!(value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
     }
 }
