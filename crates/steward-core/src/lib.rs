@@ -1,6 +1,7 @@
 //! Steward's domain core: tracking entities, validation rules, the search grammar and the
 //! error table. Pure: no IO, no async, no knowledge of SQL or HTTP.
 
+pub mod access;
 pub mod audit;
 pub mod entities;
 pub mod error;

@@ -11,6 +11,7 @@
 //! ```
 
 mod artifacts;
+mod auth;
 mod error;
 mod request;
 mod steward_api;
@@ -26,6 +27,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use steward_store::{ArtifactStore, Backend, MetadataStore};
 
+pub use auth::AuthMode;
 pub use error::ApiError;
 pub use request::Actor;
 pub use steward_api::ledger_entry_json;
@@ -39,11 +41,30 @@ pub const MLFLOW_COMPAT_VERSION: &str = "3.17.2";
 pub struct AppState {
     pub store: Arc<dyn MetadataStore>,
     pub artifacts: ArtifactStore,
+    pub auth: AuthMode,
+    /// Aliases only validators and admins may set, never on their own versions.
+    pub protected_aliases: Arc<Vec<String>>,
 }
 
 impl AppState {
+    /// An open server (no authentication) with the default protected aliases.
     pub fn new(store: Arc<dyn MetadataStore>, artifacts: ArtifactStore) -> Self {
-        AppState { store, artifacts }
+        AppState {
+            store,
+            artifacts,
+            auth: AuthMode::Open,
+            protected_aliases: Arc::new(steward_core::access::DEFAULT_PROTECTED_ALIASES.iter().map(|a| a.to_string()).collect()),
+        }
+    }
+
+    pub fn with_auth(mut self, auth: AuthMode) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    pub fn with_protected_aliases(mut self, aliases: Vec<String>) -> Self {
+        self.protected_aliases = Arc::new(aliases);
+        self
     }
 }
 
@@ -115,7 +136,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/steward/v1/audit/verify", get(steward_api::verify))
         .nest("/api/2.0/mlflow-artifacts", artifact_routes())
         .nest("/ajax-api/2.0/mlflow-artifacts", artifact_routes())
+        .route("/api/steward/v1/users", axum::routing::post(steward_api::create_user))
+        .route("/api/steward/v1/tokens", axum::routing::post(steward_api::create_token))
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer))
         .with_state(state)
 }
 

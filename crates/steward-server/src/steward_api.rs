@@ -1,4 +1,5 @@
-//! Steward's own API under `/api/steward/v1`: the audit ledger (read and verify).
+//! Steward's own API under `/api/steward/v1`: the audit ledger (read and verify), users and
+//! API tokens.
 
 use axum::Json;
 use axum::extract::State;
@@ -43,4 +44,20 @@ pub async fn verify(State(s): State<AppState>) -> ApiResult<Json<Value>> {
         Ok(n) => json!({ "intact": true, "entries": n }),
         Err(b) => json!({ "intact": false, "broken_at": b.seq, "reason": b.reason }),
     }))
+}
+
+/// `POST /api/steward/v1/users {name, role}` (admin).
+pub async fn create_user(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Value>> {
+    let name = f.str("name")?;
+    let role = steward_core::access::Role::parse(&f.str("role")?)?;
+    s.store.create_user(f.audit(), &name, role).await?;
+    Ok(Json(json!({ "user": { "name": name, "role": role.as_str() } })))
+}
+
+/// `POST /api/steward/v1/tokens {user, label}` (admin): the clear token is shown once.
+pub async fn create_token(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Value>> {
+    let user = f.str("user")?;
+    let label = f.opt_str("label")?.unwrap_or_default();
+    let token = s.store.create_token(f.audit(), &user, &label).await?;
+    Ok(Json(json!({ "user": user, "token": token })))
 }

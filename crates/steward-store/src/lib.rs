@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use steward_core::Result;
+use steward_core::access::{Principal, Role};
 use steward_core::audit::{Audit, Break, LedgerEntry};
 use steward_core::entities::{
     Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo, RunMetric, RunUpdate, Tag, ViewType,
@@ -98,6 +99,15 @@ pub trait MetadataStore: Send + Sync {
     async fn ledger(&self, after: i64, limit: i64) -> Result<Vec<LedgerEntry>>;
     /// Walks the whole ledger: the number of entries when intact, the first break otherwise.
     async fn verify_ledger(&self) -> Result<std::result::Result<i64, Break>>;
+
+    async fn create_user(&self, audit: &Audit, name: &str, role: Role) -> Result<()>;
+    /// Issues a new API token for a user; the clear token is returned once and only its
+    /// digest is kept.
+    async fn create_token(&self, audit: &Audit, user: &str, label: &str) -> Result<String>;
+    /// The principal a clear token belongs to, if any.
+    async fn authenticate(&self, token: &str) -> Result<Option<Principal>>;
+    /// Whether any user exists (then the server requires authentication).
+    async fn has_users(&self) -> Result<bool>;
 }
 
 /// Opens (and migrates) the metadata store named by a URI: `sqlite:///relative.db`,

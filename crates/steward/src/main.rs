@@ -20,6 +20,41 @@ enum Command {
     /// Inspect the tamper-evident audit ledger
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage users (once a user exists, the server requires authentication)
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user with a role
+    Create {
+        /// The user name (letters, digits, '_', '-', '.', '@')
+        name: String,
+        /// viewer, scientist, validator or admin
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue an API token for a user and print it (it is shown only once)
+    Create {
+        /// The user the token acts as
+        #[arg(long)]
+        user: String,
+        /// A note saying what the token is for
+        #[arg(long, default_value = "")]
+        label: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -61,6 +96,15 @@ struct ServerArgs {
     /// Where artifacts are stored: a local directory, s3://BUCKET/PREFIX, gs://... or az://...
     #[arg(long, default_value = "steward-data/artifacts", env = "STEWARD_ARTIFACTS_DESTINATION")]
     artifacts_destination: String,
+    /// Require authentication even before any user exists
+    #[arg(long)]
+    require_auth: bool,
+    /// Allow listening on a non-loopback address with no users (no authentication at all)
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// Aliases only validators and admins may set, never on versions they created
+    #[arg(long, value_delimiter = ',', default_value = "champion,production", env = "STEWARD_PROTECTED_ALIASES")]
+    protected_aliases: Vec<String>,
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
@@ -69,6 +113,14 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening the metadata store at {}", args.backend_store_uri))?;
     let artifacts = steward_store::ArtifactStore::open(&args.artifacts_destination)
         .with_context(|| format!("opening the artifact store at {}", args.artifacts_destination))?;
+    let has_users = store.has_users().await?;
+    let auth = if has_users || args.require_auth { steward_server::AuthMode::Required } else { steward_server::AuthMode::Open };
+    if auth == steward_server::AuthMode::Open && !args.host.is_loopback() && !args.insecure_no_auth {
+        anyhow::bail!(
+            "refusing to listen on {} without authentication: create a user first (steward user create NAME --role admin) or pass --insecure-no-auth",
+            args.host
+        );
+    }
     let addr = SocketAddr::new(args.host, args.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
@@ -77,6 +129,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     println!("steward listening on http://{shown}");
     println!("  metadata store: {} ({})", args.backend_store_uri, store.backend().as_str());
     println!("  artifacts:      {}", artifacts.uri());
+    println!("  authentication: {}", if auth == steward_server::AuthMode::Required { "required (API tokens)" } else { "open (loopback, no users)" });
     println!("  use it with:    mlflow.set_tracking_uri(\"http://{shown}\")");
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
@@ -88,15 +141,14 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
     };
-    steward_server::serve(listener, steward_server::AppState::new(store, artifacts), shutdown).await?;
+    let state = steward_server::AppState::new(store, artifacts).with_auth(auth).with_protected_aliases(args.protected_aliases);
+    steward_server::serve(listener, state, shutdown).await?;
     Ok(())
 }
 
 async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     let (AuditCommand::Verify(store_args) | AuditCommand::Export { store: store_args, .. }) = &cmd;
-    let store = steward_store::open_metadata(&store_args.backend_store_uri, "mlflow-artifacts:/")
-        .await
-        .with_context(|| format!("opening the metadata store at {}", store_args.backend_store_uri))?;
+    let store = open_store(store_args).await?;
     match cmd {
         AuditCommand::Verify(_) => match store.verify_ledger().await? {
             Ok(n) => {
@@ -126,6 +178,33 @@ async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The audit identity of a CLI invocation: the operating-system user.
+fn cli_audit() -> steward_core::audit::Audit {
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    steward_core::audit::Audit::new(format!("cli:{user}"), None, b"")
+}
+
+async fn open_store(args: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn steward_store::MetadataStore>> {
+    steward_store::open_metadata(&args.backend_store_uri, "mlflow-artifacts:/")
+        .await
+        .with_context(|| format!("opening the metadata store at {}", args.backend_store_uri))
+}
+
+async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
+    let UserCommand::Create { name, role, store } = cmd;
+    let role = steward_core::access::Role::parse(&role)?;
+    open_store(&store).await?.create_user(&cli_audit(), &name, role).await?;
+    println!("created user {name} with role {}", role.as_str());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
+    let TokenCommand::Create { user, label, store } = cmd;
+    let token = open_store(&store).await?.create_token(&cli_audit(), &user, &label).await?;
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -149,6 +228,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Server(args) => server(args).await.map(|()| ExitCode::SUCCESS),
             Command::Audit(cmd) => audit(cmd).await,
+            Command::User(cmd) => user(cmd).await,
+            Command::Token(cmd) => token(cmd).await,
         }
     });
     match result {

@@ -15,11 +15,13 @@ struct Migration {
 const SQLITE: &[Migration] = &[
     Migration { version: 1, name: "tracking", sql: include_str!("../../migrations/sqlite/0001_tracking.sql") },
     Migration { version: 2, name: "audit", sql: include_str!("../../migrations/sqlite/0002_audit.sql") },
+    Migration { version: 3, name: "access", sql: include_str!("../../migrations/sqlite/0003_access.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "tracking", sql: include_str!("../../migrations/postgres/0001_tracking.sql") },
     Migration { version: 2, name: "audit", sql: include_str!("../../migrations/postgres/0002_audit.sql") },
+    Migration { version: 3, name: "access", sql: include_str!("../../migrations/postgres/0003_access.sql") },
 ];
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
