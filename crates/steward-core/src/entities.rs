@@ -200,6 +200,8 @@ pub struct Run {
     pub params: Vec<Param>,
     pub tags: Vec<Tag>,
     pub dataset_inputs: Vec<DatasetInput>,
+    /// `(model_id, step)` of the logged models the run produced.
+    pub model_outputs: Vec<(String, i64)>,
 }
 
 /// The arguments of `runs/create`.

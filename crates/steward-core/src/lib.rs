@@ -5,6 +5,7 @@ pub mod access;
 pub mod audit;
 pub mod entities;
 pub mod error;
+pub mod registry;
 pub mod search;
 pub mod validation;
 

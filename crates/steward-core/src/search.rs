@@ -105,6 +105,8 @@ pub struct Target {
     what: &'static str,
     string_attributes: &'static [&'static str],
     numeric_attributes: &'static [&'static str],
+    /// String attributes that accept `IN (...)` lists.
+    list_attributes: &'static [&'static str],
     entities: &'static [Entity],
 }
 
@@ -118,6 +120,7 @@ pub const RUNS: Target = Target {
     what: "runs",
     string_attributes: &["run_id", "run_name", "status", "user_id", "artifact_uri", "lifecycle_stage"],
     numeric_attributes: RUNS_NUMERIC_ATTRIBUTES,
+    list_attributes: &["run_id"],
     entities: &[Entity::Metric, Entity::Param, Entity::Tag, Entity::Attribute, Entity::Dataset],
 };
 
@@ -126,13 +129,41 @@ pub const EXPERIMENTS: Target = Target {
     what: "experiments",
     string_attributes: &["name", "experiment_id"],
     numeric_attributes: EXPERIMENTS_NUMERIC_ATTRIBUTES,
+    list_attributes: &[],
     entities: &[Entity::Tag, Entity::Attribute],
+};
+
+/// Registered models (`SearchModelUtils`): the name and tags.
+pub const REGISTERED_MODELS: Target = Target {
+    what: "registered models",
+    string_attributes: &["name"],
+    numeric_attributes: &[],
+    list_attributes: &["name"],
+    entities: &[Entity::Tag, Entity::Attribute],
+};
+
+/// Model versions (`SearchModelVersionUtils`).
+pub const MODEL_VERSIONS: Target = Target {
+    what: "model versions",
+    string_attributes: &["name", "run_id", "source_path"],
+    numeric_attributes: &["version_number"],
+    list_attributes: &["name", "run_id"],
+    entities: &[Entity::Tag, Entity::Attribute],
+};
+
+/// MLflow 3 logged models.
+pub const LOGGED_MODELS: Target = Target {
+    what: "logged models",
+    string_attributes: &["name", "model_id", "source_run_id", "model_type", "status"],
+    numeric_attributes: &["creation_timestamp", "last_updated_timestamp"],
+    list_attributes: &["name", "model_id", "source_run_id"],
+    entities: &[Entity::Tag, Entity::Param, Entity::Attribute],
 };
 
 const DATASET_KEYS: &[&str] = &["name", "digest", "context"];
 
 impl Target {
-    fn is_numeric_attribute(&self, key: &str) -> bool {
+    pub fn is_numeric_attribute(&self, key: &str) -> bool {
         self.numeric_attributes.contains(&key)
     }
     fn check_attribute(&self, key: &str) -> Result<()> {
@@ -523,7 +554,7 @@ fn check_clause(c: &Clause, target: &Target) -> Result<()> {
         Entity::Metric => &[Eq, Ne, Lt, Le, Gt, Ge],
         Entity::Param | Entity::Tag => &[Eq, Ne, Like, ILike, IsNull, IsNotNull],
         Entity::Attribute if numeric => &[Eq, Ne, Lt, Le, Gt, Ge],
-        Entity::Attribute if c.key == "run_id" => &[Eq, Ne, Like, ILike, In, NotIn],
+        Entity::Attribute if target.list_attributes.contains(&c.key.as_str()) => &[Eq, Ne, Like, ILike, In, NotIn],
         Entity::Attribute => &[Eq, Ne, Like, ILike],
         Entity::Dataset => &[Eq, Ne, Like, ILike, In, NotIn],
     };

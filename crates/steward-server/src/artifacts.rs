@@ -82,6 +82,35 @@ pub async fn download(State(s): State<AppState>, Path(path): Path<String>) -> Ap
     Ok(resp)
 }
 
+/// Lists `sub` under an `mlflow-artifacts:/` root as `{root_uri, files}` with root-relative
+/// paths (the shape of `artifacts/list` and the logged-model directory listing).
+pub async fn list_under(s: &AppState, root: &str, sub: &str) -> Result<Value, ApiError> {
+    let Some(rel_root) = root.strip_prefix("mlflow-artifacts:/") else {
+        return Err(Error::invalid(format!(
+            "artifacts live at '{root}', which this server does not proxy; read them from that location directly"
+        ))
+        .into());
+    };
+    let prefix = sub.trim_matches('/');
+    check_path(prefix)?;
+    let dir = if prefix.is_empty() { rel_root.to_owned() } else { format!("{}/{prefix}", rel_root.trim_end_matches('/')) };
+    let files: Vec<Value> = s
+        .artifacts
+        .list(&dir)
+        .await?
+        .iter()
+        .map(|fi| {
+            let p = if prefix.is_empty() { fi.path.clone() } else { format!("{prefix}/{}", fi.path) };
+            file_info_json(&p, fi)
+        })
+        .collect();
+    let mut body = json!({ "root_uri": root });
+    if !files.is_empty() {
+        body["files"] = Value::Array(files);
+    }
+    Ok(body)
+}
+
 pub async fn list(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Value>> {
     let path = f.opt_str("path")?.unwrap_or_default();
     check_path(&path)?;

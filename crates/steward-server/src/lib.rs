@@ -13,6 +13,7 @@
 mod artifacts;
 mod auth;
 mod error;
+mod registry;
 mod request;
 mod steward_api;
 mod tracking;
@@ -22,7 +23,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use serde_json::json;
 use steward_store::{ArtifactStore, Backend, MetadataStore};
@@ -69,6 +70,7 @@ impl AppState {
 }
 
 fn tracking_routes() -> Router<AppState> {
+    use registry::{self as r, log_outputs as runs_outputs};
     use tracking::*;
     Router::new()
         .route("/experiments/create", post(create_experiment))
@@ -95,9 +97,33 @@ fn tracking_routes() -> Router<AppState> {
         .route("/metrics/get-history", get(get_metric_history))
         .route("/metrics/get-history-bulk-interval", get(get_metric_history_bulk_interval))
         .route("/artifacts/list", get(list_artifacts))
-        // Logged models arrive with the registry; until then there are none to find, and the
-        // client's artifact listing asks.
-        .route("/logged-models/search", post(|| async { Json(json!({})) }))
+        .route("/runs/outputs", post(runs_outputs))
+        .route("/registered-models/create", post(r::create_registered_model))
+        .route("/registered-models/get", get(r::get_registered_model))
+        .route("/registered-models/update", patch(r::update_registered_model))
+        .route("/registered-models/rename", post(r::rename_registered_model))
+        .route("/registered-models/delete", delete(r::delete_registered_model))
+        .route("/registered-models/search", get(r::search_registered_models))
+        .route("/registered-models/get-latest-versions", get(r::latest_versions).post(r::latest_versions))
+        .route("/registered-models/set-tag", post(r::set_registered_model_tag))
+        .route("/registered-models/delete-tag", delete(r::delete_registered_model_tag))
+        .route("/registered-models/alias", post(r::set_alias).delete(r::delete_alias).get(r::get_by_alias))
+        .route("/model-versions/create", post(r::create_model_version))
+        .route("/model-versions/get", get(r::get_model_version))
+        .route("/model-versions/update", patch(r::update_model_version))
+        .route("/model-versions/transition-stage", post(r::transition_stage))
+        .route("/model-versions/delete", delete(r::delete_model_version))
+        .route("/model-versions/get-download-uri", get(r::download_uri))
+        .route("/model-versions/search", get(r::search_model_versions))
+        .route("/model-versions/set-tag", post(r::set_model_version_tag))
+        .route("/model-versions/delete-tag", delete(r::delete_model_version_tag))
+        .route("/logged-models", post(r::create_logged_model))
+        .route("/logged-models/search", post(r::search_logged_models))
+        .route("/logged-models/{id}", get(r::get_logged_model).patch(r::finalize_logged_model).delete(r::delete_logged_model))
+        .route("/logged-models/{id}/tags", patch(r::set_logged_model_tags))
+        .route("/logged-models/{id}/tags/{key}", delete(r::delete_logged_model_tag))
+        .route("/logged-models/{id}/params", post(r::log_logged_model_params))
+        .route("/logged-models/{id}/artifacts/directories", get(r::list_logged_model_artifacts))
         .layer(DefaultBodyLimit::max(request::MAX_JSON_BODY))
 }
 
@@ -136,6 +162,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/steward/v1/audit/verify", get(steward_api::verify))
         .nest("/api/2.0/mlflow-artifacts", artifact_routes())
         .nest("/ajax-api/2.0/mlflow-artifacts", artifact_routes())
+        .route("/api/steward/v1/registry/models/{name}/history", get(registry::history))
+        .route("/api/steward/v1/registry/models/{name}/aliases/{alias}", get(registry::alias_at))
         .route("/api/steward/v1/users", axum::routing::post(steward_api::create_user))
         .route("/api/steward/v1/tokens", axum::routing::post(steward_api::create_token))
         .fallback(error::not_found)

@@ -5,6 +5,7 @@
 use axum::extract::{FromRequest, Request};
 use axum::http::{Method, header};
 use serde_json::{Map, Value};
+use steward_core::access::Principal;
 use steward_core::audit::Audit;
 use steward_core::entities::Tag;
 use steward_core::validation::missing_value;
@@ -19,6 +20,7 @@ pub const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
 pub struct Fields {
     data: Data,
     audit: Audit,
+    principal: Option<Principal>,
 }
 
 enum Data {
@@ -53,11 +55,12 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let actor = req.extensions().get::<Actor>().map(|a| a.0.clone()).unwrap_or_else(|| "anonymous".into());
+        let principal = req.extensions().get::<Principal>().cloned();
         let reason = req.headers().get(REASON_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned).filter(|r| !r.is_empty());
         if req.method() == Method::GET || req.method() == Method::DELETE && req.uri().query().is_some() {
             let query = req.uri().query().unwrap_or("");
             let pairs = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-            return Ok(Fields { data: Data::Query(pairs), audit: Audit::new(actor, reason, query.as_bytes()) });
+            return Ok(Fields { data: Data::Query(pairs), audit: Audit::new(actor, reason, query.as_bytes()), principal });
         }
         let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
@@ -65,7 +68,7 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
         })?;
         let mut audit = Audit::new(actor, reason, &body);
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Fields { data: Data::Json(Map::new()), audit });
+            return Ok(Fields { data: Data::Json(Map::new()), audit, principal });
         }
         match content_type.as_deref().map(|c| c.split(';').next().unwrap_or("").trim()) {
             None => return Err(ApiError(Error::invalid("Bad Request. Content-Type header is missing."))),
@@ -87,7 +90,7 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
                 if let Some(Value::String(r)) = map.get("steward_reason").filter(|_| audit.reason.is_none()) {
                     audit.reason = Some(r.clone());
                 }
-                Ok(Fields { data: Data::Json(map), audit })
+                Ok(Fields { data: Data::Json(map), audit, principal })
             }
             other => Err(ApiError(Error::invalid(format!("The request body must be a JSON object, got {other}")))),
         }
@@ -98,6 +101,11 @@ impl Fields {
     /// Who sent this request, why, and the digest of what they sent.
     pub fn audit(&self) -> &Audit {
         &self.audit
+    }
+
+    /// The authenticated caller; `None` on an open server.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
     }
 
     /// The top-level JSON fields (empty for query-string requests).

@@ -328,28 +328,5 @@ pub async fn get_metric_history_bulk_interval(State(s): State<AppState>, f: Fiel
 pub async fn list_artifacts(State(s): State<AppState>, f: Fields) -> Answer {
     let run = s.store.get_run(&f.run_id()?).await?;
     let path = f.opt_str("path")?.unwrap_or_default();
-    let root = &run.info.artifact_uri;
-    let Some(rel_root) = root.strip_prefix("mlflow-artifacts:/") else {
-        return Err(Error::invalid(format!(
-            "run artifacts live at '{root}', which this server does not proxy; read them from that location directly"
-        ))
-        .into());
-    };
-    let prefix = path.trim_matches('/');
-    let dir = if prefix.is_empty() { rel_root.to_owned() } else { format!("{}/{prefix}", rel_root.trim_end_matches('/')) };
-    let files: Vec<Value> = s
-        .artifacts
-        .list(&dir)
-        .await?
-        .iter()
-        .map(|fi| {
-            let p = if prefix.is_empty() { fi.path.clone() } else { format!("{prefix}/{}", fi.path) };
-            crate::artifacts::file_info_json(&p, fi)
-        })
-        .collect();
-    let mut body = json!({ "root_uri": root });
-    if !files.is_empty() {
-        body["files"] = Value::Array(files);
-    }
-    Ok(Json(body))
+    crate::artifacts::list_under(&s, &run.info.artifact_uri, &path).await.map(Json)
 }

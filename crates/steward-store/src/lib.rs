@@ -22,6 +22,7 @@ use steward_core::audit::{Audit, Break, LedgerEntry};
 use steward_core::entities::{
     Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo, RunMetric, RunUpdate, Tag, ViewType,
 };
+use steward_core::registry::{LoggedModel, ModelVersion, NewModelVersion, RegisteredModel, RegistryEvent};
 
 pub use artifacts::{ArtifactStore, FileInfo};
 pub use sql::{Backend, SqlStore};
@@ -65,8 +66,74 @@ pub struct IntervalQuery {
 
 /// The metadata store. Every method is one transaction: it either happens whole or not at
 /// all, and every mutation appends its audit-ledger entry inside that same transaction. Timestamps that the caller does not give are taken from the store's clock.
+/// `registered-models/search` and `model-versions/search` arguments.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryQuery {
+    pub filter: String,
+    pub order_by: Vec<String>,
+    pub max_results: Option<i64>,
+    pub page_token: String,
+}
+
+/// `logged-models/create` arguments.
+#[derive(Debug, Clone, Default)]
+pub struct NewLoggedModel {
+    pub experiment_id: String,
+    pub name: Option<String>,
+    pub model_type: Option<String>,
+    pub source_run_id: Option<String>,
+    pub params: Vec<Tag>,
+    pub tags: Vec<Tag>,
+}
+
+/// The model registry half of the metadata store (same transactions, same ledger).
 #[async_trait]
-pub trait MetadataStore: Send + Sync {
+pub trait RegistryStore: Send + Sync {
+    async fn create_registered_model(&self, audit: &Audit, name: &str, description: Option<&str>, tags: &[Tag]) -> Result<RegisteredModel>;
+    async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel>;
+    async fn update_registered_model(&self, audit: &Audit, name: &str, description: Option<&str>) -> Result<RegisteredModel>;
+    async fn rename_registered_model(&self, audit: &Audit, name: &str, new_name: &str) -> Result<RegisteredModel>;
+    async fn delete_registered_model(&self, audit: &Audit, name: &str) -> Result<()>;
+    async fn search_registered_models(&self, query: &RegistryQuery) -> Result<Page<RegisteredModel>>;
+    async fn set_registered_model_tag(&self, audit: &Audit, name: &str, tag: &Tag) -> Result<()>;
+    async fn delete_registered_model_tag(&self, audit: &Audit, name: &str, key: &str) -> Result<()>;
+    /// The newest version in each of `stages` (all stages when empty).
+    async fn latest_versions(&self, name: &str, stages: &[String]) -> Result<Vec<ModelVersion>>;
+
+    /// Creates the next version. `storage_location` is where its files are (resolved by the
+    /// caller from a logged model), `None` meaning `source` itself.
+    async fn create_model_version(&self, audit: &Audit, mv: &NewModelVersion, storage_location: Option<&str>) -> Result<ModelVersion>;
+    async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion>;
+    async fn update_model_version(&self, audit: &Audit, name: &str, version: i64, description: Option<&str>) -> Result<ModelVersion>;
+    async fn transition_stage(&self, audit: &Audit, name: &str, version: i64, stage: &str, archive_existing: bool) -> Result<ModelVersion>;
+    async fn delete_model_version(&self, audit: &Audit, name: &str, version: i64) -> Result<()>;
+    async fn download_uri(&self, name: &str, version: i64) -> Result<String>;
+    async fn search_model_versions(&self, query: &RegistryQuery) -> Result<Page<ModelVersion>>;
+    async fn set_model_version_tag(&self, audit: &Audit, name: &str, version: i64, tag: &Tag) -> Result<()>;
+    async fn delete_model_version_tag(&self, audit: &Audit, name: &str, version: i64, key: &str) -> Result<()>;
+
+    async fn set_alias(&self, audit: &Audit, name: &str, alias: &str, version: i64) -> Result<()>;
+    async fn delete_alias(&self, audit: &Audit, name: &str, alias: &str) -> Result<()>;
+    async fn version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion>;
+    /// Every alias and stage change of a model, oldest first.
+    async fn registry_history(&self, name: &str) -> Result<Vec<RegistryEvent>>;
+    /// The version `alias` pointed to at `time` (ms), if any.
+    async fn alias_at(&self, name: &str, alias: &str, time: i64) -> Result<Option<i64>>;
+
+    async fn create_logged_model(&self, audit: &Audit, model: &NewLoggedModel) -> Result<LoggedModel>;
+    async fn get_logged_model(&self, model_id: &str, allow_deleted: bool) -> Result<LoggedModel>;
+    async fn finalize_logged_model(&self, audit: &Audit, model_id: &str, status: &str) -> Result<LoggedModel>;
+    async fn set_logged_model_tags(&self, audit: &Audit, model_id: &str, tags: &[Tag]) -> Result<()>;
+    async fn delete_logged_model_tag(&self, audit: &Audit, model_id: &str, key: &str) -> Result<()>;
+    async fn log_logged_model_params(&self, audit: &Audit, model_id: &str, params: &[Tag]) -> Result<()>;
+    async fn delete_logged_model(&self, audit: &Audit, model_id: &str) -> Result<()>;
+    async fn search_logged_models(&self, experiment_ids: &[String], filter: &str, max_results: Option<i64>, page_token: &str) -> Result<Page<LoggedModel>>;
+    /// `runs/outputs`: the models a run produced.
+    async fn log_outputs(&self, audit: &Audit, run_id: &str, models: &[(String, i64)]) -> Result<()>;
+}
+
+#[async_trait]
+pub trait MetadataStore: RegistryStore + Send + Sync {
     /// Which backend this is, for logs and `server-info`.
     fn backend(&self) -> Backend;
 

@@ -16,12 +16,14 @@ const SQLITE: &[Migration] = &[
     Migration { version: 1, name: "tracking", sql: include_str!("../../migrations/sqlite/0001_tracking.sql") },
     Migration { version: 2, name: "audit", sql: include_str!("../../migrations/sqlite/0002_audit.sql") },
     Migration { version: 3, name: "access", sql: include_str!("../../migrations/sqlite/0003_access.sql") },
+    Migration { version: 4, name: "registry", sql: include_str!("../../migrations/sqlite/0004_registry.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "tracking", sql: include_str!("../../migrations/postgres/0001_tracking.sql") },
     Migration { version: 2, name: "audit", sql: include_str!("../../migrations/postgres/0002_audit.sql") },
     Migration { version: 3, name: "access", sql: include_str!("../../migrations/postgres/0003_access.sql") },
+    Migration { version: 4, name: "registry", sql: include_str!("../../migrations/postgres/0004_registry.sql") },
 ];
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {

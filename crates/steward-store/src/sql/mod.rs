@@ -9,6 +9,7 @@
 
 mod migrate;
 mod names;
+mod registry;
 mod search;
 
 use std::collections::HashMap;
@@ -374,7 +375,7 @@ impl SqlStore {
         let mut runs: HashMap<String, Run> = HashMap::new();
         for r in infos {
             let info = run_info_from_row(&r)?;
-            runs.insert(info.run_id.clone(), Run { info, metrics: vec![], params: vec![], tags: vec![], dataset_inputs: vec![] });
+            runs.insert(info.run_id.clone(), Run { info, metrics: vec![], params: vec![], tags: vec![], dataset_inputs: vec![], model_outputs: vec![] });
         }
         for r in metrics {
             if let Some(run) = runs.get_mut(&r.get::<String, _>(0)) {
@@ -394,6 +395,12 @@ impl SqlStore {
         for r in tags {
             if let Some(run) = runs.get_mut(&r.get::<String, _>(0)) {
                 run.tags.push(Tag { key: r.get(1), value: r.get(2) });
+            }
+        }
+        let outputs = fetch(format!("SELECT run_uuid, model_id, step FROM run_outputs WHERE run_uuid IN ({ph}) ORDER BY step, model_id")).await?;
+        for r in outputs {
+            if let Some(run) = runs.get_mut(&r.get::<String, _>(0)) {
+                run.model_outputs.push((r.get(1), r.get(2)));
             }
         }
         let mut itags: HashMap<(String, String), Vec<Tag>> = HashMap::new();
