@@ -42,8 +42,22 @@ pub struct LedgerEntry {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut h = ContentHasher::default();
+    h.update(bytes);
+    h.finish()
+}
+
+/// SHA-256 over content that arrives in pieces (an artifact upload).
+#[derive(Default, Clone)]
+pub struct ContentHasher(Sha256);
+
+impl ContentHasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    pub fn finish(self) -> String {
+        self.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// The canonical encoding: a JSON array of the fields in a fixed order (every field a string,

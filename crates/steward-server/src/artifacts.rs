@@ -9,11 +9,12 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 use steward_core::Error;
+use steward_core::audit::{Audit, ContentHasher};
 use steward_store::FileInfo;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::request::Fields;
+use crate::request::{Actor, Fields, REASON_HEADER};
 
 /// `{"path", "is_dir", "file_size"?}`: `is_dir` always present (the client indexes it), size
 /// omitted for directories and empty files, as MLflow does.
@@ -34,13 +35,29 @@ fn check_path(path: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The audit context of a request handled without `Fields` (the artifact proxy).
+fn audit_of(req_parts: &axum::http::request::Parts, payload_digest: String) -> Audit {
+    let actor = req_parts.extensions.get::<Actor>().map(|a| a.0.clone()).unwrap_or_else(|| "anonymous".into());
+    let reason = req_parts.headers.get(REASON_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned).filter(|r| !r.is_empty());
+    Audit { actor, reason, payload_digest }
+}
+
 pub async fn upload(State(s): State<AppState>, Path(path): Path<String>, req: Request) -> ApiResult<Response> {
     check_path(&path)?;
     if path.ends_with('/') {
         return Err(Error::invalid("Artifact path must include a filename (cannot end with '/').").into());
     }
-    let stream = req.into_body().into_data_stream();
+    let (parts, body) = req.into_parts();
+    // The ledger records the uploaded content's SHA-256, computed as it streams through.
+    let hasher = std::sync::Arc::new(std::sync::Mutex::new(ContentHasher::default()));
+    let h = hasher.clone();
+    let stream = body.into_data_stream().map_ok(move |chunk| {
+        h.lock().expect("hasher").update(&chunk);
+        chunk
+    });
     s.artifacts.put_stream(&path, stream).await?;
+    let digest = std::mem::take(&mut *hasher.lock().expect("hasher")).finish();
+    s.store.record_mutation(&audit_of(&parts, digest), "artifact.upload", "artifact", &path).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -118,8 +135,10 @@ pub async fn list(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Value>
     Ok(Json(if files.is_empty() { json!({}) } else { json!({ "files": files }) }))
 }
 
-pub async fn delete(State(s): State<AppState>, Path(path): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn delete(State(s): State<AppState>, Path(path): Path<String>, req: Request) -> ApiResult<Json<Value>> {
     check_path(&path)?;
     s.artifacts.delete(&path).await.map_err(ApiError)?;
+    let (parts, _) = req.into_parts();
+    s.store.record_mutation(&audit_of(&parts, steward_core::audit::sha256_hex(b"")), "artifact.delete", "artifact", &path).await?;
     Ok(Json(json!({})))
 }

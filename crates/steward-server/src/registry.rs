@@ -181,19 +181,6 @@ pub async fn create_model_version(State(s): State<AppState>, f: Fields) -> Answe
     };
     let storage = resolve_source(&s, &mut mv).await?;
     let created = s.store.create_model_version(f.audit(), &mv, storage.as_deref()).await?;
-    if let Some(model_id) = &mv.model_id {
-        // Link the logged model to its registrations, as MLflow does.
-        let lm = s.store.get_logged_model(model_id, true).await?;
-        let mut links: Vec<Value> = lm
-            .tags
-            .iter()
-            .find(|t| t.key == "mlflow.modelVersions")
-            .and_then(|t| serde_json::from_str(&t.value).ok())
-            .unwrap_or_default();
-        links.push(json!({"name": created.name, "version": created.version}));
-        let tag = Tag { key: "mlflow.modelVersions".into(), value: Value::Array(links).to_string() };
-        s.store.set_logged_model_tags(f.audit(), model_id, &[tag]).await?;
-    }
     Ok(Json(json!({ "model_version": wire::model_version(&created) })))
 }
 

@@ -166,6 +166,9 @@ pub trait MetadataStore: RegistryStore + Send + Sync {
     async fn ledger(&self, after: i64, limit: i64) -> Result<Vec<LedgerEntry>>;
     /// Walks the whole ledger: the number of entries when intact, the first break otherwise.
     async fn verify_ledger(&self) -> Result<std::result::Result<i64, Break>>;
+    /// Records a mutation that happened outside the database (an artifact upload or
+    /// deletion) as a ledger entry of its own.
+    async fn record_mutation(&self, audit: &Audit, action: &str, entity_kind: &str, entity_id: &str) -> Result<()>;
 
     async fn create_user(&self, audit: &Audit, name: &str, role: Role) -> Result<()>;
     /// Issues a new API token for a user; the clear token is returned once and only its

@@ -1002,6 +1002,12 @@ impl MetadataStore for SqlStore {
         Ok(out)
     }
 
+    async fn record_mutation(&self, audit: &Audit, action: &str, entity_kind: &str, entity_id: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        append(&mut tx, audit, action, entity_kind, entity_id).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
     async fn create_user(&self, audit: &Audit, name: &str, role: Role) -> Result<()> {
         let valid = !name.is_empty()
             && name.len() <= 128

@@ -100,6 +100,24 @@ async fn record(tx: &mut Tx, audit: &Audit, name: &str, kind: &str, label: &str,
     Ok(())
 }
 
+/// Adds `{"name", "version"}` to the logged model's `mlflow.modelVersions` tag, as MLflow does.
+async fn link_logged_model(tx: &mut Tx, model_id: &str, name: &str, version: i64) -> Result<()> {
+    let row = sqlx::query("SELECT value FROM logged_model_tags WHERE model_id = $1 AND key = 'mlflow.modelVersions'")
+        .bind(model_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    let mut links: Vec<serde_json::Value> = row.and_then(|r| serde_json::from_str(&r.get::<String, _>(0)).ok()).unwrap_or_default();
+    links.push(serde_json::json!({"name": name, "version": version}));
+    sqlx::query("INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, 'mlflow.modelVersions', $2) ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value")
+        .bind(model_id)
+        .bind(serde_json::Value::Array(links).to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 fn status_name(s: &str) -> Result<&'static str> {
     const NAMES: [&str; 4] = ["LOGGED_MODEL_STATUS_UNSPECIFIED", "LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"];
     if let Ok(n) = s.parse::<usize>() {
@@ -541,6 +559,9 @@ impl RegistryStore for SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
+        }
+        if let Some(model_id) = &mv.model_id {
+            link_logged_model(&mut tx, model_id, &mv.name, next).await?;
         }
         touch_model(&mut tx, &mv.name, now).await?;
         record(&mut tx, audit, &mv.name, "stage", "None", Some(next), now).await?;
