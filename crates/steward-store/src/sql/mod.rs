@@ -125,6 +125,64 @@ pub(crate) enum Bind {
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
+impl From<&str> for Bind {
+    fn from(v: &str) -> Self {
+        Bind::Text(v.to_owned())
+    }
+}
+
+impl From<&String> for Bind {
+    fn from(v: &String) -> Self {
+        Bind::Text(v.clone())
+    }
+}
+
+impl From<i64> for Bind {
+    fn from(v: i64) -> Self {
+        Bind::I64(v)
+    }
+}
+
+/// A key/value side table (tags) whose rows belong to the row named by its `owner` columns.
+pub(crate) struct KeyValues {
+    table: &'static str,
+    owner: &'static [&'static str],
+}
+
+pub(crate) const RUN_TAGS: KeyValues = KeyValues { table: "tags", owner: &["run_uuid"] };
+pub(crate) const EXPERIMENT_TAGS: KeyValues = KeyValues { table: "experiment_tags", owner: &["experiment_id"] };
+pub(crate) const INPUT_TAGS: KeyValues = KeyValues { table: "input_tags", owner: &["run_uuid", "dataset_uuid"] };
+pub(crate) const MODEL_TAGS: KeyValues = KeyValues { table: "registered_model_tags", owner: &["name"] };
+pub(crate) const VERSION_TAGS: KeyValues = KeyValues { table: "model_version_tags", owner: &["name", "version"] };
+pub(crate) const LOGGED_MODEL_TAGS: KeyValues = KeyValues { table: "logged_model_tags", owner: &["model_id"] };
+pub(crate) const LOGGED_MODEL_PARAMS: KeyValues = KeyValues { table: "logged_model_params", owner: &["model_id"] };
+
+impl KeyValues {
+    /// Sets `key` to `value` for the owner, replacing any earlier value.
+    pub(crate) async fn upsert(&self, tx: &mut Transaction<'static, sqlx::Any>, owner: Vec<Bind>, key: &str, value: &str) -> Result<()> {
+        let cols = self.owner.join(", ");
+        let sql = format!(
+            "INSERT INTO {} ({cols}, key, value) VALUES ({}) ON CONFLICT ({cols}, key) DO UPDATE SET value = excluded.value",
+            self.table,
+            placeholders(1, self.owner.len() + 2)
+        );
+        let mut binds = owner;
+        binds.extend([Bind::from(key), Bind::from(value)]);
+        bind_all(dyn_query(sql), binds).execute(&mut **tx).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Removes `key` from the owner; returns how many rows went (0 or 1).
+    pub(crate) async fn delete(&self, tx: &mut Transaction<'static, sqlx::Any>, owner: Vec<Bind>, key: &str) -> Result<u64> {
+        let n = self.owner.len();
+        let matches: Vec<String> = self.owner.iter().enumerate().map(|(i, c)| format!("{c} = ${}", i + 1)).collect();
+        let sql = format!("DELETE FROM {} WHERE {} AND key = ${}", self.table, matches.join(" AND "), n + 1);
+        let mut binds = owner;
+        binds.push(Bind::from(key));
+        Ok(bind_all(dyn_query(sql), binds).execute(&mut **tx).await.map_err(db_error)?.rows_affected())
+    }
+}
+
 pub(crate) fn bind_all(mut q: Query<'_>, binds: Vec<Bind>) -> Query<'_> {
     for b in binds {
         q = match b {
@@ -483,13 +541,7 @@ async fn experiment_stage(tx: &mut Transaction<'static, sqlx::Any>, id: i64, sho
 
 async fn upsert_run_tags(tx: &mut Transaction<'static, sqlx::Any>, run_id: &str, tags: &[Tag]) -> Result<()> {
     for t in tags {
-        sqlx::query("INSERT INTO tags (run_uuid, key, value) VALUES ($1, $2, $3) ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value")
-            .bind(run_id)
-            .bind(&t.key)
-            .bind(&t.value)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+        RUN_TAGS.upsert(tx, vec![Bind::from(run_id)], &t.key, &t.value).await?;
         if t.key == RUN_NAME_TAG {
             sqlx::query("UPDATE runs SET name = $1 WHERE run_uuid = $2")
                 .bind(&t.value)
@@ -539,13 +591,7 @@ impl MetadataStore for SqlStore {
                 .map_err(db_error)?;
         }
         for t in tags {
-            sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value")
-                .bind(id)
-                .bind(&t.key)
-                .bind(&t.value)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            EXPERIMENT_TAGS.upsert(&mut tx, vec![Bind::from(id)], &t.key, &t.value).await?;
         }
         append(&mut tx, audit, "experiment.create", "experiment", &id.to_string()).await?;
         tx.commit().await.map_err(db_error)?;
@@ -617,13 +663,7 @@ impl MetadataStore for SqlStore {
         let id = parse_experiment_id(experiment_id)?;
         let mut tx = self.begin().await?;
         require_active_experiment(&mut tx, id, experiment_id).await?;
-        sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value")
-            .bind(id)
-            .bind(&tag.key)
-            .bind(&tag.value)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        EXPERIMENT_TAGS.upsert(&mut tx, vec![Bind::from(id)], &tag.key, &tag.value).await?;
         append(&mut tx, audit, "experiment.set_tag", "experiment", experiment_id).await?;
         tx.commit().await.map_err(db_error)
     }
@@ -632,13 +672,7 @@ impl MetadataStore for SqlStore {
         let id = parse_experiment_id(experiment_id)?;
         let mut tx = self.begin().await?;
         require_active_experiment(&mut tx, id, experiment_id).await?;
-        let res = sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
-            .bind(id)
-            .bind(key)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        if res.rows_affected() == 0 {
+        if EXPERIMENT_TAGS.delete(&mut tx, vec![Bind::from(id)], key).await? == 0 {
             return Err(Error::not_found(format!("No tag with name: {key} in experiment with id {experiment_id}")));
         }
         append(&mut tx, audit, "experiment.delete_tag", "experiment", experiment_id).await?;
@@ -859,13 +893,7 @@ impl MetadataStore for SqlStore {
     async fn delete_tag(&self, audit: &Audit, run_id: &str, key: &str) -> Result<()> {
         let mut tx = self.begin().await?;
         require_active_run(&mut tx, run_id).await?;
-        let res = sqlx::query("DELETE FROM tags WHERE run_uuid = $1 AND key = $2")
-            .bind(run_id)
-            .bind(key)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        if res.rows_affected() == 0 {
+        if RUN_TAGS.delete(&mut tx, vec![Bind::from(run_id)], key).await? == 0 {
             return Err(Error::not_found(format!("No tag with name: {key} in run with id {run_id}")));
         }
         append(&mut tx, audit, "run.delete_tag", "run", run_id).await?;
@@ -919,14 +947,7 @@ impl MetadataStore for SqlStore {
                 .await
                 .map_err(db_error)?;
             for t in &input.tags {
-                sqlx::query("INSERT INTO input_tags (run_uuid, dataset_uuid, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT (run_uuid, dataset_uuid, key) DO UPDATE SET value = excluded.value")
-                    .bind(run_id)
-                    .bind(&dataset_uuid)
-                    .bind(&t.key)
-                    .bind(&t.value)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                INPUT_TAGS.upsert(&mut tx, vec![Bind::from(run_id), Bind::from(&dataset_uuid)], &t.key, &t.value).await?;
             }
         }
         append(&mut tx, audit, "run.log_inputs", "run", run_id).await?;

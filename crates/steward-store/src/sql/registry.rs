@@ -15,7 +15,7 @@ use steward_core::search::{self, Comparator, Entity, Operand, decode_page_token,
 use steward_core::validation::check_name;
 use steward_core::{Error, Result};
 
-use super::{Bind, SqlStore, append, db_error, is_unique_violation, now_ms, page_after, parse_experiment_id, placeholders, require_active_run};
+use super::{Bind, LOGGED_MODEL_PARAMS, LOGGED_MODEL_TAGS, MODEL_TAGS, SqlStore, VERSION_TAGS, append, db_error, is_unique_violation, now_ms, page_after, parse_experiment_id, placeholders, require_active_run};
 use crate::{NewLoggedModel, Page, RegistryQuery, RegistryStore};
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -109,13 +109,7 @@ async fn link_logged_model(tx: &mut Tx, model_id: &str, name: &str, version: i64
         .map_err(db_error)?;
     let mut links: Vec<serde_json::Value> = row.and_then(|r| serde_json::from_str(&r.get::<String, _>(0)).ok()).unwrap_or_default();
     links.push(serde_json::json!({"name": name, "version": version}));
-    sqlx::query("INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, 'mlflow.modelVersions', $2) ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value")
-        .bind(model_id)
-        .bind(serde_json::Value::Array(links).to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    Ok(())
+    LOGGED_MODEL_TAGS.upsert(tx, vec![Bind::from(model_id)], "mlflow.modelVersions", &serde_json::Value::Array(links).to_string()).await
 }
 
 fn status_name(s: &str) -> Result<&'static str> {
@@ -382,13 +376,7 @@ impl RegistryStore for SqlStore {
             Err(e) => return Err(db_error(e)),
         }
         for t in tags {
-            sqlx::query("INSERT INTO registered_model_tags (name, key, value) VALUES ($1, $2, $3) ON CONFLICT (name, key) DO UPDATE SET value = excluded.value")
-                .bind(name)
-                .bind(&t.key)
-                .bind(&t.value)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            MODEL_TAGS.upsert(&mut tx, vec![Bind::from(name)], &t.key, &t.value).await?;
         }
         append(&mut tx, audit, "registered_model.create", "registered_model", name).await?;
         tx.commit().await.map_err(db_error)?;
@@ -489,13 +477,7 @@ impl RegistryStore for SqlStore {
         check_registry_tag(tag)?;
         let mut tx = self.begin().await?;
         require_model(&mut tx, name).await?;
-        sqlx::query("INSERT INTO registered_model_tags (name, key, value) VALUES ($1, $2, $3) ON CONFLICT (name, key) DO UPDATE SET value = excluded.value")
-            .bind(name)
-            .bind(&tag.key)
-            .bind(&tag.value)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        MODEL_TAGS.upsert(&mut tx, vec![Bind::from(name)], &tag.key, &tag.value).await?;
         append(&mut tx, audit, "registered_model.set_tag", "registered_model", name).await?;
         tx.commit().await.map_err(db_error)
     }
@@ -503,7 +485,7 @@ impl RegistryStore for SqlStore {
     async fn delete_registered_model_tag(&self, audit: &Audit, name: &str, key: &str) -> Result<()> {
         let mut tx = self.begin().await?;
         require_model(&mut tx, name).await?;
-        sqlx::query("DELETE FROM registered_model_tags WHERE name = $1 AND key = $2").bind(name).bind(key).execute(&mut *tx).await.map_err(db_error)?;
+        MODEL_TAGS.delete(&mut tx, vec![Bind::from(name)], key).await?;
         append(&mut tx, audit, "registered_model.delete_tag", "registered_model", name).await?;
         tx.commit().await.map_err(db_error)
     }
@@ -551,14 +533,7 @@ impl RegistryStore for SqlStore {
         .await
         .map_err(db_error)?;
         for t in &mv.tags {
-            sqlx::query("INSERT INTO model_version_tags (name, version, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT (name, version, key) DO UPDATE SET value = excluded.value")
-                .bind(&mv.name)
-                .bind(next)
-                .bind(&t.key)
-                .bind(&t.value)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            VERSION_TAGS.upsert(&mut tx, vec![Bind::from(&mv.name), Bind::from(next)], &t.key, &t.value).await?;
         }
         if let Some(model_id) = &mv.model_id {
             link_logged_model(&mut tx, model_id, &mv.name, next).await?;
@@ -730,14 +705,7 @@ impl RegistryStore for SqlStore {
         check_registry_tag(tag)?;
         let mut tx = self.begin().await?;
         require_version(&mut tx, name, version).await?;
-        sqlx::query("INSERT INTO model_version_tags (name, version, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT (name, version, key) DO UPDATE SET value = excluded.value")
-            .bind(name)
-            .bind(version)
-            .bind(&tag.key)
-            .bind(&tag.value)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        VERSION_TAGS.upsert(&mut tx, vec![Bind::from(name), Bind::from(version)], &tag.key, &tag.value).await?;
         append(&mut tx, audit, "model_version.set_tag", "model_version", &format!("{name}/{version}")).await?;
         tx.commit().await.map_err(db_error)
     }
@@ -745,13 +713,7 @@ impl RegistryStore for SqlStore {
     async fn delete_model_version_tag(&self, audit: &Audit, name: &str, version: i64, key: &str) -> Result<()> {
         let mut tx = self.begin().await?;
         require_version(&mut tx, name, version).await?;
-        sqlx::query("DELETE FROM model_version_tags WHERE name = $1 AND version = $2 AND key = $3")
-            .bind(name)
-            .bind(version)
-            .bind(key)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        VERSION_TAGS.delete(&mut tx, vec![Bind::from(name), Bind::from(version)], key).await?;
         append(&mut tx, audit, "model_version.delete_tag", "model_version", &format!("{name}/{version}")).await?;
         tx.commit().await.map_err(db_error)
     }
@@ -876,15 +838,9 @@ impl RegistryStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        for (table, items) in [("logged_model_tags", &m.tags), ("logged_model_params", &m.params)] {
+        for (table, items) in [(&LOGGED_MODEL_TAGS, &m.tags), (&LOGGED_MODEL_PARAMS, &m.params)] {
             for t in items.iter() {
-                super::dyn_query(format!("INSERT INTO {table} (model_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value"))
-                    .bind(&model_id)
-                    .bind(&t.key)
-                    .bind(&t.value)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                table.upsert(&mut tx, vec![Bind::from(&model_id)], &t.key, &t.value).await?;
             }
         }
         append(&mut tx, audit, "logged_model.create", "logged_model", &model_id).await?;
@@ -926,13 +882,7 @@ impl RegistryStore for SqlStore {
         let mut tx = self.begin().await?;
         self.live_logged_model(&mut tx, model_id).await?;
         for t in tags {
-            sqlx::query("INSERT INTO logged_model_tags (model_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value")
-                .bind(model_id)
-                .bind(&t.key)
-                .bind(&t.value)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            LOGGED_MODEL_TAGS.upsert(&mut tx, vec![Bind::from(model_id)], &t.key, &t.value).await?;
         }
         append(&mut tx, audit, "logged_model.set_tags", "logged_model", model_id).await?;
         tx.commit().await.map_err(db_error)
@@ -941,14 +891,7 @@ impl RegistryStore for SqlStore {
     async fn delete_logged_model_tag(&self, audit: &Audit, model_id: &str, key: &str) -> Result<()> {
         let mut tx = self.begin().await?;
         self.live_logged_model(&mut tx, model_id).await?;
-        let removed = sqlx::query("DELETE FROM logged_model_tags WHERE model_id = $1 AND key = $2")
-            .bind(model_id)
-            .bind(key)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected();
-        if removed == 0 {
+        if LOGGED_MODEL_TAGS.delete(&mut tx, vec![Bind::from(model_id)], key).await? == 0 {
             return Err(Error::not_found(format!("No tag with key '{key}' found for model with ID '{model_id}'.")));
         }
         append(&mut tx, audit, "logged_model.delete_tag", "logged_model", model_id).await?;
