@@ -17,6 +17,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 2, name: "audit", sql: include_str!("../../migrations/sqlite/0002_audit.sql") },
     Migration { version: 3, name: "access", sql: include_str!("../../migrations/sqlite/0003_access.sql") },
     Migration { version: 4, name: "registry", sql: include_str!("../../migrations/sqlite/0004_registry.sql") },
+    Migration { version: 5, name: "metrics_by_step", sql: include_str!("../../migrations/sqlite/0005_metrics_by_step.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -24,6 +25,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 2, name: "audit", sql: include_str!("../../migrations/postgres/0002_audit.sql") },
     Migration { version: 3, name: "access", sql: include_str!("../../migrations/postgres/0003_access.sql") },
     Migration { version: 4, name: "registry", sql: include_str!("../../migrations/postgres/0004_registry.sql") },
+    Migration { version: 5, name: "metrics_by_step", sql: include_str!("../../migrations/postgres/0005_metrics_by_step.sql") },
 ];
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
