@@ -437,6 +437,36 @@ async fn concurrent_mutations_keep_one_unbroken_chain(store: Store) {
     assert_eq!(store.verify_ledger().await.unwrap(), Ok(81));
 }
 
+async fn refused_batches_among_concurrent_ones_leave_nothing(store: Store) {
+    let id = store.create_run(&who(), new_run("0")).await.unwrap().info.run_id;
+    store.log_batch(&who(), &id, &Batch { params: vec![param("lr", "0.1")], ..Batch::default() }).await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..12i64 {
+        let store = store.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut batch = Batch { metrics: vec![metric(&format!("m{t}"), 1.0, t, t)], ..Batch::default() };
+            if t % 3 == 0 {
+                // Changes a logged param: the whole batch, its metric included, is refused.
+                batch.params.push(param("lr", "0.9"));
+            }
+            (t, store.log_batch(&who(), &id, &batch).await.is_ok())
+        }));
+    }
+    for task in tasks {
+        let (t, ok) = task.await.unwrap();
+        assert_eq!(ok, t % 3 != 0, "batch {t}");
+    }
+    let run = store.get_run(&id).await.unwrap();
+    let mut keys: Vec<String> = run.metrics.iter().map(|m| m.key.clone()).collect();
+    keys.sort();
+    let mut want: Vec<String> = (0..12).filter(|t| t % 3 != 0).map(|t| format!("m{t}")).collect();
+    want.sort();
+    assert_eq!(keys, want);
+    assert_eq!(run.params, vec![param("lr", "0.1")]);
+    assert!(store.verify_ledger().await.unwrap().is_ok());
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -464,4 +494,5 @@ conformance!(
     concurrent_batches_all_land,
     every_mutation_appends_one_chained_ledger_entry,
     concurrent_mutations_keep_one_unbroken_chain,
+    refused_batches_among_concurrent_ones_leave_nothing,
 );

@@ -11,6 +11,7 @@ mod migrate;
 mod names;
 mod registry;
 mod search;
+mod writer;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -19,7 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
-use sqlx::{Executor, Transaction};
+use sqlx::Executor;
+use writer::{WriteTx, Writer};
 use steward_core::entities::{
     Batch, Dataset, DatasetInput, Experiment, LifecycleStage, Metric, NewRun, Param, Run, RunInfo, RunMetric, RunStatus,
     RunUpdate, Tag, RUN_NAME_TAG,
@@ -110,7 +112,7 @@ fn anonymize(sql: &str, binds: &[Bind]) -> (String, Vec<Bind>) {
 
 pub struct SqlStore {
     read: AnyPool,
-    write: AnyPool,
+    write: Writer,
     backend: Backend,
     artifact_root: String,
 }
@@ -159,7 +161,7 @@ pub(crate) const LOGGED_MODEL_PARAMS: KeyValues = KeyValues { table: "logged_mod
 
 impl KeyValues {
     /// Sets `key` to `value` for the owner, replacing any earlier value.
-    pub(crate) async fn upsert(&self, tx: &mut Transaction<'static, sqlx::Any>, owner: Vec<Bind>, key: &str, value: &str) -> Result<()> {
+    pub(crate) async fn upsert(&self, tx: &mut WriteTx, owner: Vec<Bind>, key: &str, value: &str) -> Result<()> {
         let cols = self.owner.join(", ");
         let sql = format!(
             "INSERT INTO {} ({cols}, key, value) VALUES ({}) ON CONFLICT ({cols}, key) DO UPDATE SET value = excluded.value",
@@ -173,7 +175,7 @@ impl KeyValues {
     }
 
     /// Removes `key` from the owner; returns how many rows went (0 or 1).
-    pub(crate) async fn delete(&self, tx: &mut Transaction<'static, sqlx::Any>, owner: Vec<Bind>, key: &str) -> Result<u64> {
+    pub(crate) async fn delete(&self, tx: &mut WriteTx, owner: Vec<Bind>, key: &str) -> Result<u64> {
         let n = self.owner.len();
         let matches: Vec<String> = self.owner.iter().enumerate().map(|(i, c)| format!("{c} = ${}", i + 1)).collect();
         let sql = format!("DELETE FROM {} WHERE {} AND key = ${}", self.table, matches.join(" AND "), n + 1);
@@ -318,14 +320,19 @@ impl SqlStore {
                 (pool.clone(), pool)
             }
         };
+        migrate::run(&write, backend).await?;
+        let write = match backend {
+            // The pool has exactly one connection; the group keeps it for good.
+            Backend::Sqlite => Writer::Group(writer::Group::start(write.acquire().await.map_err(db_error)?)),
+            Backend::Postgres => Writer::Pool(write),
+        };
         let store = SqlStore { read, write, backend, artifact_root: artifact_root.trim_end_matches('/').to_owned() };
-        migrate::run(&store.write, backend).await?;
         store.ensure_default_experiment().await?;
         Ok(store)
     }
 
-    async fn begin(&self) -> Result<Transaction<'static, sqlx::Any>> {
-        self.write.begin().await.map_err(db_error)
+    async fn begin(&self) -> Result<WriteTx> {
+        self.write.begin().await
     }
 
     fn experiment_artifact_location(&self, id: i64) -> String {
@@ -351,7 +358,7 @@ impl SqlStore {
             let system = Audit::new("steward", Some("default experiment created at first start".into()), b"");
             append(&mut tx, &system, "experiment.create", "experiment", "0").await?;
         }
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn load_experiments(&self, ids: &[i64]) -> Result<Vec<Experiment>> {
@@ -509,7 +516,7 @@ fn run_info_from_row(r: &AnyRow) -> Result<RunInfo> {
 }
 
 /// Reads a run's lifecycle stage inside a write transaction; refuses unknown runs.
-async fn run_stage(tx: &mut Transaction<'static, sqlx::Any>, run_id: &str) -> Result<String> {
+async fn run_stage(tx: &mut WriteTx, run_id: &str) -> Result<String> {
     let row = sqlx::query("SELECT lifecycle_stage FROM runs WHERE run_uuid = $1")
         .bind(run_id)
         .fetch_optional(&mut **tx)
@@ -519,7 +526,7 @@ async fn run_stage(tx: &mut Transaction<'static, sqlx::Any>, run_id: &str) -> Re
     Ok(row.get(0))
 }
 
-async fn require_active_run(tx: &mut Transaction<'static, sqlx::Any>, run_id: &str) -> Result<()> {
+async fn require_active_run(tx: &mut WriteTx, run_id: &str) -> Result<()> {
     let stage = run_stage(tx, run_id).await?;
     if stage != "active" {
         return Err(Error::invalid(format!(
@@ -529,7 +536,7 @@ async fn require_active_run(tx: &mut Transaction<'static, sqlx::Any>, run_id: &s
     Ok(())
 }
 
-async fn experiment_stage(tx: &mut Transaction<'static, sqlx::Any>, id: i64, shown: &str) -> Result<String> {
+async fn experiment_stage(tx: &mut WriteTx, id: i64, shown: &str) -> Result<String> {
     let row = sqlx::query("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
         .bind(id)
         .fetch_optional(&mut **tx)
@@ -539,7 +546,7 @@ async fn experiment_stage(tx: &mut Transaction<'static, sqlx::Any>, id: i64, sho
     Ok(row.get(0))
 }
 
-async fn upsert_run_tags(tx: &mut Transaction<'static, sqlx::Any>, run_id: &str, tags: &[Tag]) -> Result<()> {
+async fn upsert_run_tags(tx: &mut WriteTx, run_id: &str, tags: &[Tag]) -> Result<()> {
     for t in tags {
         RUN_TAGS.upsert(tx, vec![Bind::from(run_id)], &t.key, &t.value).await?;
         if t.key == RUN_NAME_TAG {
@@ -594,7 +601,7 @@ impl MetadataStore for SqlStore {
             EXPERIMENT_TAGS.upsert(&mut tx, vec![Bind::from(id)], &t.key, &t.value).await?;
         }
         append(&mut tx, audit, "experiment.create", "experiment", &id.to_string()).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(id.to_string())
     }
 
@@ -641,7 +648,7 @@ impl MetadataStore for SqlStore {
         match res {
             Ok(_) => {
                 append(&mut tx, audit, "experiment.rename", "experiment", experiment_id).await?;
-                tx.commit().await.map_err(db_error)
+                tx.commit().await
             }
             Err(e) if is_unique_violation(&e) => {
                 Err(Error::already_exists(format!("Experiment(name={new_name}) already exists")))
@@ -665,7 +672,7 @@ impl MetadataStore for SqlStore {
         require_active_experiment(&mut tx, id, experiment_id).await?;
         EXPERIMENT_TAGS.upsert(&mut tx, vec![Bind::from(id)], &tag.key, &tag.value).await?;
         append(&mut tx, audit, "experiment.set_tag", "experiment", experiment_id).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn delete_experiment_tag(&self, audit: &Audit, experiment_id: &str, key: &str) -> Result<()> {
@@ -676,7 +683,7 @@ impl MetadataStore for SqlStore {
             return Err(Error::not_found(format!("No tag with name: {key} in experiment with id {experiment_id}")));
         }
         append(&mut tx, audit, "experiment.delete_tag", "experiment", experiment_id).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn create_run(&self, audit: &Audit, run: NewRun) -> Result<Run> {
@@ -725,7 +732,7 @@ impl MetadataStore for SqlStore {
         tags.push(Tag { key: RUN_NAME_TAG.into(), value: run_name });
         upsert_run_tags(&mut tx, &run_id, &tags).await?;
         append(&mut tx, audit, "run.create", "run", &run_id).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         self.get_run(&run_id).await
     }
 
@@ -751,7 +758,7 @@ impl MetadataStore for SqlStore {
             upsert_run_tags(&mut tx, run_id, &[Tag { key: RUN_NAME_TAG.into(), value: name }]).await?;
         }
         append(&mut tx, audit, "run.update", "run", run_id).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(self.get_run(run_id).await?.info)
     }
 
@@ -765,7 +772,7 @@ impl MetadataStore for SqlStore {
             .await
             .map_err(db_error)?;
         append(&mut tx, audit, "run.delete", "run", run_id).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn restore_run(&self, audit: &Audit, run_id: &str) -> Result<()> {
@@ -777,7 +784,7 @@ impl MetadataStore for SqlStore {
             .await
             .map_err(db_error)?;
         append(&mut tx, audit, "run.restore", "run", run_id).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn search_runs(&self, query: &RunQuery) -> Result<Page<Run>> {
@@ -887,7 +894,7 @@ impl MetadataStore for SqlStore {
 
         upsert_run_tags(&mut tx, run_id, &batch.tags).await?;
         append(&mut tx, audit, "run.log_batch", "run", run_id).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn delete_tag(&self, audit: &Audit, run_id: &str, key: &str) -> Result<()> {
@@ -897,7 +904,7 @@ impl MetadataStore for SqlStore {
             return Err(Error::not_found(format!("No tag with name: {key} in run with id {run_id}")));
         }
         append(&mut tx, audit, "run.delete_tag", "run", run_id).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn log_inputs(&self, audit: &Audit, run_id: &str, inputs: &[DatasetInput]) -> Result<()> {
@@ -951,7 +958,7 @@ impl MetadataStore for SqlStore {
             }
         }
         append(&mut tx, audit, "run.log_inputs", "run", run_id).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn metric_history(&self, run_id: &str, key: &str, max_results: Option<i64>, page_token: &str) -> Result<Page<Metric>> {
@@ -1026,7 +1033,7 @@ impl MetadataStore for SqlStore {
     async fn record_mutation(&self, audit: &Audit, action: &str, entity_kind: &str, entity_id: &str) -> Result<()> {
         let mut tx = self.begin().await?;
         append(&mut tx, audit, action, entity_kind, entity_id).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn create_user(&self, audit: &Audit, name: &str, role: Role) -> Result<()> {
@@ -1051,7 +1058,7 @@ impl MetadataStore for SqlStore {
             Err(e) => return Err(db_error(e)),
         }
         append(&mut tx, audit, "user.create", "user", name).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn create_token(&self, audit: &Audit, user: &str, label: &str) -> Result<String> {
@@ -1070,7 +1077,7 @@ impl MetadataStore for SqlStore {
             .await
             .map_err(db_error)?;
         append(&mut tx, audit, "token.create", "user", user).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(token)
     }
 
@@ -1160,11 +1167,11 @@ impl SqlStore {
             .map_err(db_error)?;
         let action = if stage == LifecycleStage::Deleted { "experiment.delete" } else { "experiment.restore" };
         append(&mut tx, audit, action, "experiment", experiment_id).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 }
 
-async fn require_active_experiment(tx: &mut Transaction<'static, sqlx::Any>, id: i64, shown: &str) -> Result<()> {
+async fn require_active_experiment(tx: &mut WriteTx, id: i64, shown: &str) -> Result<()> {
     let stage = experiment_stage(tx, id, shown).await?;
     if stage != "active" {
         return Err(Error::invalid(format!(
@@ -1212,7 +1219,7 @@ fn check_inputs(inputs: &[DatasetInput]) -> Result<()> {
 /// Appends one ledger entry inside the caller's transaction. The head row is updated first:
 /// on PostgreSQL its row lock orders concurrent appenders; on SQLite writes are already
 /// serialised by the single writer connection.
-async fn append(tx: &mut Transaction<'static, sqlx::Any>, audit: &Audit, action: &str, kind: &str, id: &str) -> Result<i64> {
+async fn append(tx: &mut WriteTx, audit: &Audit, action: &str, kind: &str, id: &str) -> Result<i64> {
     let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
         .fetch_one(&mut **tx)
         .await

@@ -18,7 +18,7 @@ use steward_core::{Error, Result};
 use super::{Bind, LOGGED_MODEL_PARAMS, LOGGED_MODEL_TAGS, MODEL_TAGS, SqlStore, VERSION_TAGS, append, db_error, is_unique_violation, now_ms, page_after, parse_experiment_id, placeholders, require_active_run};
 use crate::{NewLoggedModel, Page, RegistryQuery, RegistryStore};
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+type Tx = super::WriteTx;
 
 fn model_not_found(name: &str) -> Error {
     Error::not_found(format!("Registered Model with name={name} not found"))
@@ -379,7 +379,7 @@ impl RegistryStore for SqlStore {
             MODEL_TAGS.upsert(&mut tx, vec![Bind::from(name)], &t.key, &t.value).await?;
         }
         append(&mut tx, audit, "registered_model.create", "registered_model", name).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         self.get_registered_model(name).await
     }
 
@@ -398,7 +398,7 @@ impl RegistryStore for SqlStore {
             .await
             .map_err(db_error)?;
         append(&mut tx, audit, "registered_model.update", "registered_model", name).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         self.get_registered_model(name).await
     }
 
@@ -424,7 +424,7 @@ impl RegistryStore for SqlStore {
             sqlx::query("UPDATE model_versions SET last_updated_time = $1 WHERE name = $2").bind(now).bind(new_name).execute(&mut *tx).await.map_err(db_error)?;
         }
         append(&mut tx, audit, "registered_model.rename", "registered_model", new_name).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         self.get_registered_model(new_name).await
     }
 
@@ -441,7 +441,7 @@ impl RegistryStore for SqlStore {
             super::dyn_query(format!("DELETE FROM {table} WHERE name = $1")).bind(name).execute(&mut *tx).await.map_err(db_error)?;
         }
         append(&mut tx, audit, "registered_model.delete", "registered_model", name).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn search_registered_models(&self, q: &RegistryQuery) -> Result<Page<RegisteredModel>> {
@@ -479,7 +479,7 @@ impl RegistryStore for SqlStore {
         require_model(&mut tx, name).await?;
         MODEL_TAGS.upsert(&mut tx, vec![Bind::from(name)], &tag.key, &tag.value).await?;
         append(&mut tx, audit, "registered_model.set_tag", "registered_model", name).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn delete_registered_model_tag(&self, audit: &Audit, name: &str, key: &str) -> Result<()> {
@@ -487,7 +487,7 @@ impl RegistryStore for SqlStore {
         require_model(&mut tx, name).await?;
         MODEL_TAGS.delete(&mut tx, vec![Bind::from(name)], key).await?;
         append(&mut tx, audit, "registered_model.delete_tag", "registered_model", name).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn latest_versions(&self, name: &str, stages: &[String]) -> Result<Vec<ModelVersion>> {
@@ -541,7 +541,7 @@ impl RegistryStore for SqlStore {
         touch_model(&mut tx, &mv.name, now).await?;
         record(&mut tx, audit, &mv.name, "stage", "None", Some(next), now).await?;
         append(&mut tx, audit, "model_version.create", "model_version", &format!("{}/{next}", mv.name)).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         self.get_model_version(&mv.name, next).await
     }
 
@@ -568,7 +568,7 @@ impl RegistryStore for SqlStore {
             .await
             .map_err(db_error)?;
         append(&mut tx, audit, "model_version.update", "model_version", &format!("{name}/{version}")).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         self.get_model_version(name, version).await
     }
 
@@ -613,7 +613,7 @@ impl RegistryStore for SqlStore {
         touch_model(&mut tx, name, now).await?;
         record(&mut tx, audit, name, "stage", stage, Some(version), now).await?;
         append(&mut tx, audit, "model_version.transition_stage", "model_version", &format!("{name}/{version}")).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         self.get_model_version(name, version).await
     }
 
@@ -640,7 +640,7 @@ impl RegistryStore for SqlStore {
             .map_err(db_error)?;
         touch_model(&mut tx, name, now).await?;
         append(&mut tx, audit, "model_version.delete", "model_version", &format!("{name}/{version}")).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn download_uri(&self, name: &str, version: i64) -> Result<String> {
@@ -707,7 +707,7 @@ impl RegistryStore for SqlStore {
         require_version(&mut tx, name, version).await?;
         VERSION_TAGS.upsert(&mut tx, vec![Bind::from(name), Bind::from(version)], &tag.key, &tag.value).await?;
         append(&mut tx, audit, "model_version.set_tag", "model_version", &format!("{name}/{version}")).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn delete_model_version_tag(&self, audit: &Audit, name: &str, version: i64, key: &str) -> Result<()> {
@@ -715,7 +715,7 @@ impl RegistryStore for SqlStore {
         require_version(&mut tx, name, version).await?;
         VERSION_TAGS.delete(&mut tx, vec![Bind::from(name), Bind::from(version)], key).await?;
         append(&mut tx, audit, "model_version.delete_tag", "model_version", &format!("{name}/{version}")).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn set_alias(&self, audit: &Audit, name: &str, alias: &str, version: i64) -> Result<()> {
@@ -733,7 +733,7 @@ impl RegistryStore for SqlStore {
             .map_err(db_error)?;
         record(&mut tx, audit, name, "alias", alias, Some(version), now).await?;
         append(&mut tx, audit, "registered_model.set_alias", "registered_model", &format!("{name}@{alias}")).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn delete_alias(&self, audit: &Audit, name: &str, alias: &str) -> Result<()> {
@@ -751,7 +751,7 @@ impl RegistryStore for SqlStore {
             record(&mut tx, audit, name, "alias", alias, None, now_ms()).await?;
         }
         append(&mut tx, audit, "registered_model.delete_alias", "registered_model", &format!("{name}@{alias}")).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
@@ -844,7 +844,7 @@ impl RegistryStore for SqlStore {
             }
         }
         append(&mut tx, audit, "logged_model.create", "logged_model", &model_id).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         self.get_logged_model(&model_id, false).await
     }
 
@@ -874,7 +874,7 @@ impl RegistryStore for SqlStore {
             .await
             .map_err(db_error)?;
         append(&mut tx, audit, "logged_model.finalize", "logged_model", model_id).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         self.get_logged_model(model_id, true).await
     }
 
@@ -885,7 +885,7 @@ impl RegistryStore for SqlStore {
             LOGGED_MODEL_TAGS.upsert(&mut tx, vec![Bind::from(model_id)], &t.key, &t.value).await?;
         }
         append(&mut tx, audit, "logged_model.set_tags", "logged_model", model_id).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn delete_logged_model_tag(&self, audit: &Audit, model_id: &str, key: &str) -> Result<()> {
@@ -895,7 +895,7 @@ impl RegistryStore for SqlStore {
             return Err(Error::not_found(format!("No tag with key '{key}' found for model with ID '{model_id}'.")));
         }
         append(&mut tx, audit, "logged_model.delete_tag", "logged_model", model_id).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn log_logged_model_params(&self, audit: &Audit, model_id: &str, params: &[Tag]) -> Result<()> {
@@ -928,7 +928,7 @@ impl RegistryStore for SqlStore {
             }
         }
         append(&mut tx, audit, "logged_model.log_params", "logged_model", model_id).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn delete_logged_model(&self, audit: &Audit, model_id: &str) -> Result<()> {
@@ -941,7 +941,7 @@ impl RegistryStore for SqlStore {
             .await
             .map_err(db_error)?;
         append(&mut tx, audit, "logged_model.delete", "logged_model", model_id).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 
     async fn search_logged_models(&self, experiment_ids: &[String], filter: &str, max_results: Option<i64>, page_token: &str) -> Result<Page<LoggedModel>> {
@@ -995,6 +995,6 @@ impl RegistryStore for SqlStore {
                 .map_err(db_error)?;
         }
         append(&mut tx, audit, "run.log_outputs", "run", run_id).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await
     }
 }
