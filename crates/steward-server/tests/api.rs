@@ -219,3 +219,34 @@ async fn health_version_and_server_info_answer() {
     let ajax = app.http.get(format!("{}/ajax-api/2.0/mlflow/experiments/get?experiment_id=0", app.base)).send().await.unwrap();
     assert_eq!(ajax.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_ledger_is_readable_and_verifiable_over_http() {
+    let app = spawn_app().await;
+    app.new_run().await;
+    let resp = app
+        .http
+        .post(format!("{}/api/2.0/mlflow/experiments/create", app.base))
+        .header("x-steward-reason", "ticket RISK-42")
+        .json(&json!({"name": "audited"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let get = |q: &'static str| {
+        let url = format!("{}/api/steward/v1/{q}", app.base);
+        let http = app.http.clone();
+        async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let first = get("audit?after=0&limit=2").await;
+    assert_eq!(first["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(first["next_after"], 2);
+    let rest = get("audit?after=2").await;
+    let entry = &rest["entries"][0];
+    assert_eq!((entry["seq"].as_i64(), entry["action"].as_str()), (Some(3), Some("experiment.create")));
+    assert_eq!((entry["actor"].as_str(), entry["reason"].as_str()), (Some("anonymous"), Some("ticket RISK-42")));
+    assert_eq!(entry["prev_hash"], first["entries"][1]["hash"]);
+    assert_eq!(get("audit/verify").await, json!({"intact": true, "entries": 3}));
+    let bad = app.http.get(format!("{}/api/steward/v1/audit?limit=0", app.base)).send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
