@@ -422,18 +422,18 @@ impl SqlStore {
         ))
         .await?;
         let metrics = fetch(format!(
-            "SELECT run_uuid, key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid IN ({ph}) ORDER BY key"
+            "SELECT run_uuid, key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid IN ({ph})"
         ))
         .await?;
-        let params = fetch(format!("SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({ph}) ORDER BY key")).await?;
-        let tags = fetch(format!("SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({ph}) ORDER BY key")).await?;
+        let params = fetch(format!("SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({ph})")).await?;
+        let tags = fetch(format!("SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({ph})")).await?;
         let inputs = fetch(format!(
             "SELECT i.run_uuid, d.dataset_uuid, d.name, d.digest, d.source_type, d.source, d.dataset_schema, d.profile \
              FROM run_inputs i JOIN datasets d ON d.dataset_uuid = i.dataset_uuid WHERE i.run_uuid IN ({ph}) ORDER BY d.name, d.digest"
         ))
         .await?;
         let input_tags = fetch(format!(
-            "SELECT run_uuid, dataset_uuid, key, value FROM input_tags WHERE run_uuid IN ({ph}) ORDER BY key"
+            "SELECT run_uuid, dataset_uuid, key, value FROM input_tags WHERE run_uuid IN ({ph})"
         ))
         .await?;
 
@@ -488,6 +488,16 @@ impl SqlStore {
                         profile: r.get(7),
                     },
                 });
+            }
+        }
+        // Sorted here rather than in SQL: per run the lists are short, while an ORDER BY over
+        // a page of a thousand runs costs the database a temporary B-tree per query.
+        for run in runs.values_mut() {
+            run.metrics.sort_by(|a, b| a.key.cmp(&b.key));
+            run.params.sort_by(|a, b| a.key.cmp(&b.key));
+            run.tags.sort_by(|a, b| a.key.cmp(&b.key));
+            for input in &mut run.dataset_inputs {
+                input.tags.sort_by(|a, b| a.key.cmp(&b.key));
             }
         }
         Ok(ids.iter().filter_map(|id| runs.remove(id)).collect())

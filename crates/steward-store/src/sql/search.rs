@@ -65,7 +65,22 @@ fn compare(sql: &mut Sql, c: &Clause, column: &str, numeric_as_int: bool) -> Res
     })
 }
 
-/// `EXISTS` over a key/value side table (params, tags, experiment tags).
+/// A run filter over a key/value side table as `r.run_uuid IN (...)`: the planner can then
+/// drive from the (key, value) index instead of probing the table once per run.
+fn run_key_value_clause(sql: &mut Sql, c: &Clause, table: &str) -> Result<String> {
+    let k = sql.bind(Bind::Text(c.key.clone()));
+    let keyed = format!("SELECT kv.run_uuid FROM {table} kv WHERE kv.key = {k}");
+    Ok(match c.op {
+        Comparator::IsNull => format!("r.run_uuid NOT IN ({keyed})"),
+        Comparator::IsNotNull => format!("r.run_uuid IN ({keyed})"),
+        _ => {
+            let cmp = compare(sql, c, "kv.value", false)?;
+            format!("r.run_uuid IN ({keyed} AND {cmp})")
+        }
+    })
+}
+
+/// `EXISTS` over a key/value side table (experiment tags).
 fn key_value_clause(sql: &mut Sql, c: &Clause, table: &str, owner: &str) -> Result<String> {
     let k = sql.bind(Bind::Text(c.key.clone()));
     let base = format!("SELECT 1 FROM {table} kv WHERE kv.{owner} AND kv.key = {k}");
@@ -97,12 +112,10 @@ fn run_clause(sql: &mut Sql, c: &Clause) -> Result<String> {
         Entity::Metric => {
             let k = sql.bind(Bind::Text(c.key.clone()));
             let cmp = compare(sql, c, "m.value", false)?;
-            Ok(format!(
-                "EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = {k} AND m.is_nan = 0 AND {cmp})"
-            ))
+            Ok(format!("r.run_uuid IN (SELECT m.run_uuid FROM latest_metrics m WHERE m.key = {k} AND m.is_nan = 0 AND {cmp})"))
         }
-        Entity::Param => key_value_clause(sql, c, "params", "run_uuid = r.run_uuid"),
-        Entity::Tag => key_value_clause(sql, c, "tags", "run_uuid = r.run_uuid"),
+        Entity::Param => run_key_value_clause(sql, c, "params"),
+        Entity::Tag => run_key_value_clause(sql, c, "tags"),
         Entity::Attribute => {
             let column = run_attribute_column(&c.key);
             let numeric = search::RUNS_NUMERIC_ATTRIBUTES.contains(&c.key.as_str());
