@@ -28,12 +28,13 @@ fn is_public(path: &str) -> bool {
     matches!(path, "/health" | "/version" | "/api/3.0/mlflow/server-info" | "/ajax-api/3.0/mlflow/server-info")
 }
 
-/// What a request needs, from its method and path: reads are GETs and the POST searches.
+/// What a request needs, from its method and path: reads are GETs and the POSTs that only
+/// read (searches, and `get-latest-versions`, which the client sends as a POST).
 fn need(method: &Method, path: &str) -> Need {
     if path.starts_with("/api/steward/v1/users") || path.starts_with("/api/steward/v1/tokens") {
         return if method == Method::GET { Need::Read } else { Need::Admin };
     }
-    if method == Method::GET || method == Method::HEAD || path.ends_with("/search") {
+    if method == Method::GET || method == Method::HEAD || path.ends_with("/search") || path.ends_with("/get-latest-versions") {
         Need::Read
     } else {
         Need::Write
@@ -103,5 +104,6 @@ mod tests {
         assert_eq!(need(&Method::POST, "/api/2.0/mlflow/runs/create"), Need::Write);
         assert_eq!(need(&Method::PUT, "/api/2.0/mlflow-artifacts/artifacts/a"), Need::Write);
         assert_eq!(need(&Method::POST, "/api/steward/v1/users"), Need::Admin);
+        assert_eq!(need(&Method::POST, "/api/2.0/mlflow/registered-models/get-latest-versions"), Need::Read);
     }
 }

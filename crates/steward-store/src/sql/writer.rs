@@ -41,22 +41,26 @@ impl State {
 /// The single SQLite writer connection and its committer.
 pub(crate) struct Group {
     state: Arc<Mutex<State>>,
-    notify: Notify,
+    notify: Arc<Notify>,
 }
 
 impl Group {
     pub(crate) fn start(conn: PoolConnection<Any>) -> Arc<Group> {
-        let group = Arc::new(Group {
-            state: Arc::new(Mutex::new(State { conn, open: false, in_savepoint: false, dirty: false, waiters: vec![] })),
-            notify: Notify::new(),
-        });
-        let committer = Arc::downgrade(&group);
+        let state = Arc::new(Mutex::new(State { conn, open: false, in_savepoint: false, dirty: false, waiters: vec![] }));
+        let notify = Arc::new(Notify::new());
+        // The committer holds the state weakly, so dropping the store closes the connection;
+        // the group's Drop wakes it one last time to notice and end.
+        let weak = Arc::downgrade(&state);
+        let wake = notify.clone();
         tokio::spawn(async move {
             loop {
-                let Some(group) = committer.upgrade() else { return };
-                group.notify.notified().await;
+                wake.notified().await;
+                let Some(state) = weak.upgrade() else { return };
+                if Arc::strong_count(&state) == 1 {
+                    return; // the group is gone; only this task still holds the writer
+                }
                 // The lock is fair: writes already queued get in first and join this commit.
-                let mut st = group.state.clone().lock_owned().await;
+                let mut st = state.lock_owned().await;
                 let recovered = st.recover().await;
                 if !st.open {
                     continue;
@@ -74,7 +78,7 @@ impl Group {
                 }
             }
         });
-        group
+        Arc::new(Group { state, notify })
     }
 
     async fn begin(self: &Arc<Self>) -> Result<GroupTx> {
@@ -87,6 +91,12 @@ impl Group {
         st.conn.execute("SAVEPOINT steward_write").await.map_err(db_error)?;
         st.in_savepoint = true;
         Ok(GroupTx { guard: Some(st), group: self.clone() })
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.notify.notify_one();
     }
 }
 
