@@ -200,6 +200,18 @@ fn dyn_query(sql: String) -> Query<'static> {
     sqlx::query(sqlx::AssertSqlSafe(sql))
 }
 
+/// Groups `(owner, key, value)` rows into each owner's list of key/value pairs.
+pub(crate) fn tags_by_owner<K>(rows: Vec<AnyRow>) -> HashMap<K, Vec<Tag>>
+where
+    K: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + Eq + std::hash::Hash,
+{
+    let mut out: HashMap<K, Vec<Tag>> = HashMap::new();
+    for r in rows {
+        out.entry(r.get(0)).or_default().push(Tag { key: r.get(1), value: r.get(2) });
+    }
+    out
+}
+
 /// Placeholders `$start, $start+1, ...` for an `IN (...)` list of `n` values.
 pub(crate) fn placeholders(start: usize, n: usize) -> String {
     (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
@@ -381,10 +393,7 @@ impl SqlStore {
         .fetch_all(&self.read)
         .await
         .map_err(db_error)?;
-        let mut tags: HashMap<i64, Vec<Tag>> = HashMap::new();
-        for r in tag_rows {
-            tags.entry(r.get(0)).or_default().push(Tag { key: r.get(1), value: r.get(2) });
-        }
+        let mut tags = tags_by_owner::<i64>(tag_rows);
         let mut by_id: HashMap<i64, Experiment> = HashMap::new();
         for r in rows {
             let id: i64 = r.get(0);
@@ -452,14 +461,14 @@ impl SqlStore {
                 });
             }
         }
-        for r in params {
-            if let Some(run) = runs.get_mut(&r.get::<String, _>(0)) {
-                run.params.push(Param { key: r.get(1), value: r.get(2) });
+        for (id, list) in tags_by_owner::<String>(params) {
+            if let Some(run) = runs.get_mut(&id) {
+                run.params = list.into_iter().map(|t| Param { key: t.key, value: t.value }).collect();
             }
         }
-        for r in tags {
-            if let Some(run) = runs.get_mut(&r.get::<String, _>(0)) {
-                run.tags.push(Tag { key: r.get(1), value: r.get(2) });
+        for (id, list) in tags_by_owner::<String>(tags) {
+            if let Some(run) = runs.get_mut(&id) {
+                run.tags = list;
             }
         }
         let outputs = fetch(format!("SELECT run_uuid, model_id, step FROM run_outputs WHERE run_uuid IN ({ph}) ORDER BY step, model_id")).await?;

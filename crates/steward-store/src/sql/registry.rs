@@ -15,7 +15,7 @@ use steward_core::search::{self, Comparator, Entity, Operand, decode_page_token,
 use steward_core::validation::check_name;
 use steward_core::{Error, Result};
 
-use super::{Bind, LOGGED_MODEL_PARAMS, LOGGED_MODEL_TAGS, MODEL_TAGS, SqlStore, VERSION_TAGS, append, db_error, is_unique_violation, now_ms, page_after, parse_experiment_id, placeholders, require_active_run};
+use super::{Bind, tags_by_owner, LOGGED_MODEL_PARAMS, LOGGED_MODEL_TAGS, MODEL_TAGS, SqlStore, VERSION_TAGS, append, db_error, is_unique_violation, now_ms, page_after, parse_experiment_id, placeholders, require_active_run};
 use crate::{NewLoggedModel, Page, RegistryQuery, RegistryStore};
 
 type Tx = super::WriteTx;
@@ -205,9 +205,9 @@ impl SqlStore {
                 },
             );
         }
-        for r in tags {
-            if let Some(m) = models.get_mut(&r.get::<String, _>(0)) {
-                m.tags.push(Tag { key: r.get(1), value: r.get(2) });
+        for (name, list) in tags_by_owner::<String>(tags) {
+            if let Some(m) = models.get_mut(&name) {
+                m.tags = list;
             }
         }
         for r in aliases {
@@ -261,14 +261,14 @@ impl SqlStore {
                 },
             );
         }
-        for r in tags {
-            if let Some(m) = out.get_mut(&r.get::<String, _>(0)) {
-                m.tags.push(Tag { key: r.get(1), value: r.get(2) });
+        for (id, list) in tags_by_owner::<String>(tags) {
+            if let Some(m) = out.get_mut(&id) {
+                m.tags = list;
             }
         }
-        for r in params {
-            if let Some(m) = out.get_mut(&r.get::<String, _>(0)) {
-                m.params.push(Tag { key: r.get(1), value: r.get(2) });
+        for (id, list) in tags_by_owner::<String>(params) {
+            if let Some(m) = out.get_mut(&id) {
+                m.params = list;
             }
         }
         Ok(ids.iter().filter_map(|i| out.remove(i)).collect())
