@@ -11,10 +11,11 @@ use steward_core::entities::Tag;
 use steward_core::registry::{
     self, LoggedModel, ModelVersion, NewModelVersion, RegisteredModel, RegistryEvent, canonical_stage, check_alias, check_model_name,
 };
-use steward_core::search::{self, Comparator, Entity, Operand, decode_page_token, parse_filter};
+use steward_core::search::{self, Comparator, Entity, Operand, parse_filter};
 use steward_core::validation::check_name;
 use steward_core::{Error, Result};
 
+use super::search::limit_and_offset;
 use super::{Bind, tags_by_owner, LOGGED_MODEL_PARAMS, LOGGED_MODEL_TAGS, MODEL_TAGS, SqlStore, VERSION_TAGS, append, db_error, is_unique_violation, now_ms, page_after, parse_experiment_id, placeholders, require_active_run};
 use crate::{NewLoggedModel, Page, RegistryQuery, RegistryStore};
 
@@ -445,13 +446,7 @@ impl RegistryStore for SqlStore {
     }
 
     async fn search_registered_models(&self, q: &RegistryQuery) -> Result<Page<RegisteredModel>> {
-        let limit = q.max_results.unwrap_or(100);
-        if !(1..=1000).contains(&limit) {
-            return Err(Error::invalid(format!(
-                "Invalid value for request parameter max_results. It must be between 1 and 1000, but got value {limit}"
-            )));
-        }
-        let offset = decode_page_token(&q.page_token)?;
+        let (limit, offset) = limit_and_offset(q.max_results, 100, 1000, &q.page_token)?;
         let filter = parse_filter(&q.filter, &search::REGISTERED_MODELS)?;
         let mut s = Search { binds: vec![], wheres: vec!["1 = 1".into()] };
         for c in filter.clauses.iter().filter(|c| !(c.entity == Entity::Tag && c.key == PROMPT_TAG)) {
@@ -655,13 +650,7 @@ impl RegistryStore for SqlStore {
     }
 
     async fn search_model_versions(&self, q: &RegistryQuery) -> Result<Page<ModelVersion>> {
-        let limit = q.max_results.unwrap_or(200_000);
-        if !(1..=200_000).contains(&limit) {
-            return Err(Error::invalid(format!(
-                "Invalid value for max_results. It must be a positive integer at most 200000, but got {limit}"
-            )));
-        }
-        let offset = decode_page_token(&q.page_token)?;
+        let (limit, offset) = limit_and_offset(q.max_results, 200_000, 200_000, &q.page_token)?;
         let filter = parse_filter(&q.filter, &search::MODEL_VERSIONS)?;
         let mut s = Search { binds: vec![], wheres: vec!["v.deleted = 0".into()] };
         for c in filter.clauses.iter().filter(|c| !(c.entity == Entity::Tag && c.key == PROMPT_TAG)) {
@@ -945,11 +934,8 @@ impl RegistryStore for SqlStore {
     }
 
     async fn search_logged_models(&self, experiment_ids: &[String], filter: &str, max_results: Option<i64>, page_token: &str) -> Result<Page<LoggedModel>> {
-        let limit = max_results.unwrap_or(50);
-        if limit < 1 {
-            return Err(Error::invalid(format!("max_results must be positive, got {limit}")));
-        }
-        let offset = decode_page_token(page_token)?;
+        // MLflow sets no upper bound here.
+        let (limit, offset) = limit_and_offset(max_results, 50, i64::MAX - 1, page_token)?;
         let exps: Vec<i64> = experiment_ids.iter().map(|e| parse_experiment_id(e)).collect::<Result<_>>()?;
         if exps.is_empty() {
             return Ok(Page { items: vec![], next_page_token: None });

@@ -166,7 +166,9 @@ fn run_order(sql: &mut Sql, o: &OrderBy, n: usize) {
     }
 }
 
-fn limit_and_offset(max_results: Option<i64>, default: i64, threshold: i64, page_token: &str) -> Result<(i64, u64)> {
+/// Checks `max_results` against 1..=`threshold` (with `default` when absent) and decodes the
+/// page token: the paging rules every search shares.
+pub(super) fn limit_and_offset(max_results: Option<i64>, default: i64, threshold: i64, page_token: &str) -> Result<(i64, u64)> {
     let limit = max_results.unwrap_or(default);
     if limit > threshold {
         return Err(Error::invalid(format!(
