@@ -255,6 +255,12 @@ fn stored_value(v: f64) -> (f64, i64) {
     if v.is_nan() { (0.0, 1) } else { (v, 0) }
 }
 
+/// The six values of a `(run_uuid, key, value, timestamp, step, is_nan)` row.
+fn metric_binds(run_id: &str, m: &Metric) -> [Bind; 6] {
+    let (v, nan) = stored_value(m.value);
+    [Bind::Text(run_id.to_owned()), Bind::Text(m.key.clone()), Bind::F64(v), Bind::I64(m.timestamp), Bind::I64(m.step), Bind::I64(nan)]
+}
+
 fn loaded_value(v: f64, is_nan: i64) -> f64 {
     if is_nan != 0 { f64::NAN } else { v }
 }
@@ -343,6 +349,11 @@ impl SqlStore {
         Ok(store)
     }
 
+    /// Runs a read query (with its binds) on the reader pool.
+    async fn rows(&self, sql: String, binds: Vec<Bind>) -> Result<Vec<AnyRow>> {
+        self.backend.query(sql, binds).fetch_all(&self.read).await.map_err(db_error)
+    }
+
     async fn begin(&self) -> Result<WriteTx> {
         self.write.begin().await
     }
@@ -422,10 +433,7 @@ impl SqlStore {
         }
         let ph = placeholders(1, ids.len());
         let binds: Vec<Bind> = ids.iter().map(|i| Bind::Text(i.clone())).collect();
-        let fetch = |sql: String| {
-            let binds = binds.clone();
-            async move { self.backend.query(sql, binds).fetch_all(&self.read).await.map_err(db_error) }
-        };
+        let fetch = |sql: String| self.rows(sql, binds.clone());
         let infos = fetch(format!(
             "SELECT run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage FROM runs WHERE run_uuid IN ({ph})"
         ))
@@ -855,15 +863,7 @@ impl MetadataStore for SqlStore {
             let mut binds = Vec::with_capacity(batch.metrics.len() * 6);
             let mut latest: HashMap<&str, &Metric> = HashMap::new();
             for m in &batch.metrics {
-                let (v, nan) = stored_value(m.value);
-                binds.extend([
-                    Bind::Text(run_id.to_owned()),
-                    Bind::Text(m.key.clone()),
-                    Bind::F64(v),
-                    Bind::I64(m.timestamp),
-                    Bind::I64(m.step),
-                    Bind::I64(nan),
-                ]);
+                binds.extend(metric_binds(run_id, m));
                 let slot = latest.entry(&m.key).or_insert(m);
                 if m.is_later_than(slot) {
                     *slot = m;
@@ -884,15 +884,7 @@ impl MetadataStore for SqlStore {
             let values = value_rows(latest.len(), 6);
             let mut binds = Vec::with_capacity(latest.len() * 6);
             for m in &latest {
-                let (v, nan) = stored_value(m.value);
-                binds.extend([
-                    Bind::Text(run_id.to_owned()),
-                    Bind::Text(m.key.clone()),
-                    Bind::F64(v),
-                    Bind::I64(m.timestamp),
-                    Bind::I64(m.step),
-                    Bind::I64(nan),
-                ]);
+                binds.extend(metric_binds(run_id, m));
             }
             // Replace the stored latest value only with a later one, as MLflow does: greater
             // (step, timestamp), then greater value, NaN lowest.

@@ -175,10 +175,7 @@ impl SqlStore {
         }
         let ph = placeholders(1, names.len());
         let binds: Vec<Bind> = names.iter().map(|n| Bind::Text(n.clone())).collect();
-        let fetch = |sql: String| {
-            let binds = binds.clone();
-            async move { self.backend.query(sql, binds).fetch_all(&self.read).await.map_err(db_error) }
-        };
+        let fetch = |sql: String| self.rows(sql, binds.clone());
         let rows = fetch(format!("SELECT name, creation_time, last_updated_time, description FROM registered_models WHERE name IN ({ph})")).await?;
         let tags = fetch(format!("SELECT name, key, value FROM registered_model_tags WHERE name IN ({ph}) ORDER BY key")).await?;
         let aliases = fetch(format!("SELECT name, alias, version FROM registered_model_aliases WHERE name IN ({ph}) ORDER BY alias")).await?;
@@ -230,10 +227,7 @@ impl SqlStore {
         }
         let ph = placeholders(1, ids.len());
         let binds: Vec<Bind> = ids.iter().map(|n| Bind::Text(n.clone())).collect();
-        let fetch = |sql: String| {
-            let binds = binds.clone();
-            async move { self.backend.query(sql, binds).fetch_all(&self.read).await.map_err(db_error) }
-        };
+        let fetch = |sql: String| self.rows(sql, binds.clone());
         let rows = fetch(format!(
             "SELECT model_id, experiment_id, name, artifact_location, creation_time, last_updated_time, model_type, source_run_id, status, status_message FROM logged_models WHERE model_id IN ({ph})"
         ))
