@@ -56,6 +56,8 @@ fn ci() -> anyhow::Result<()> {
         };
         env::run(&mut cmd)?;
     }
+    env::step("runtime conformance matrix against onnxruntime");
+    env::run(std::process::Command::new(venv.join("bin/python")).args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/runtime"]).current_dir(&root).env("STEWARD_BIN", &bin))?;
     env::drop_test_databases()?;
     println!("\nci: all suites passed");
     Ok(())

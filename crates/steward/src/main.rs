@@ -1,10 +1,13 @@
 //! The `steward` command: runs the server and operates a Steward installation.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+
+mod table;
 
 #[derive(Parser)]
 #[command(name = "steward", version, about = "Autonomous MLOps control plane for regulated machine learning")]
@@ -26,6 +29,21 @@ enum Command {
     /// Manage API tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Score a table with a model: every row in, one row of outputs out
+    Predict(PredictArgs),
+}
+
+#[derive(clap::Args)]
+struct PredictArgs {
+    /// The model: a path to an .onnx file
+    #[arg(long)]
+    model: PathBuf,
+    /// Rows to score (CSV with a header row)
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write the outputs (CSV): one column per output value
+    #[arg(long)]
+    output: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -205,6 +223,17 @@ async fn token(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
+    let model = steward_runtime::Model::load(&bytes).with_context(|| format!("loading {}", args.model.display()))?;
+    let frame = table::read(&args.input)?;
+    let inputs = frame.to_inputs(model.signature()).with_context(|| format!("reading {} as the model's inputs", args.input.display()))?;
+    let outputs = model.predict(&inputs).with_context(|| format!("scoring {}", args.input.display()))?;
+    table::write(&args.output, &steward_runtime::frame::Frame::from_outputs(&outputs))?;
+    println!("scored {} rows into {}", frame.rows(), args.output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -230,6 +259,7 @@ fn main() -> ExitCode {
             Command::Audit(cmd) => audit(cmd).await,
             Command::User(cmd) => user(cmd).await,
             Command::Token(cmd) => token(cmd).await,
+            Command::Predict(args) => predict(args),
         }
     });
     match result {

@@ -1,0 +1,29 @@
+"""Fixtures for the runtime conformance matrix: the models are built once per session with the
+converters' default options, and scored by onnxruntime as the oracle."""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def steward_bin() -> str:
+    if os.environ.get("STEWARD_BIN"):
+        return os.environ["STEWARD_BIN"]
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    return str(target / "release" / "steward")
+
+
+@pytest.fixture(scope="session")
+def models_dir():
+    import make_models
+
+    out = Path(tempfile.mkdtemp(prefix="steward-conformance-"))
+    sys.argv = ["make_models.py", str(out)]
+    make_models.main()
+    return out
