@@ -7,6 +7,7 @@ pub mod entities;
 pub mod error;
 pub mod registry;
 pub mod search;
+pub mod serving;
 pub mod validation;
 
 pub use error::{Error, ErrorCode, Result};

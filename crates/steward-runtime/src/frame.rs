@@ -43,6 +43,29 @@ impl Frame {
         Ok(Self { columns })
     }
 
+    /// Reads CSV with a header row. Cells stay text (empty ones null); the model's signature
+    /// decides their types. `what` names the source in errors.
+    pub fn from_csv(reader: impl std::io::Read, what: &str) -> Result<Self, RuntimeError> {
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
+        let names: Vec<String> = reader
+            .headers()
+            .map_err(|e| RuntimeError::BadValue(format!("{what}: reading the header: {e}")))?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        let mut columns: Vec<(String, Vec<Cell>)> = names.into_iter().map(|n| (n, Vec::new())).collect();
+        for (line, record) in reader.records().enumerate() {
+            let record = record.map_err(|e| RuntimeError::BadValue(format!("{what}: data row {}: {e}", line + 1)))?;
+            if record.len() != columns.len() {
+                return Err(RuntimeError::BadValue(format!("{what}: data row {} has {} fields, the header has {}", line + 1, record.len(), columns.len())));
+            }
+            for (col, field) in columns.iter_mut().zip(record.iter()) {
+                col.1.push(if field.is_empty() { Cell::Null } else { Cell::Text(field.to_string()) });
+            }
+        }
+        Ok(Self { columns })
+    }
+
     /// The model inputs this frame stands for.
     pub fn to_inputs(&self, signature: &Signature) -> Result<Vec<Tensor>, RuntimeError> {
         let named = |spec: &TensorSpec| self.columns.iter().find(|c| c.0 == spec.name);

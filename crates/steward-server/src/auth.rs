@@ -25,7 +25,7 @@ pub enum AuthMode {
 }
 
 fn is_public(path: &str) -> bool {
-    matches!(path, "/health" | "/version" | "/api/3.0/mlflow/server-info" | "/ajax-api/3.0/mlflow/server-info")
+    matches!(path, "/health" | "/version" | "/api/3.0/mlflow/server-info" | "/ajax-api/3.0/mlflow/server-info" | "/metrics" | "/v2/health/live" | "/v2/health/ready")
 }
 
 /// What a request needs, from its method and path: reads are GETs and the POSTs that only
@@ -34,7 +34,9 @@ fn need(method: &Method, path: &str) -> Need {
     if path.starts_with("/api/steward/v1/users") || path.starts_with("/api/steward/v1/tokens") {
         return if method == Method::GET { Need::Read } else { Need::Admin };
     }
-    if method == Method::GET || method == Method::HEAD || path.ends_with("/search") || path.ends_with("/get-latest-versions") {
+    // Scoring changes nothing but the prediction log: any authenticated caller may score.
+    let scoring = path.starts_with("/v2/") || path.starts_with("/v1/models/") || (path.starts_with("/deployments/") && path.ends_with("/invocations"));
+    if scoring || method == Method::GET || method == Method::HEAD || path.ends_with("/search") || path.ends_with("/get-latest-versions") {
         Need::Read
     } else {
         Need::Write
@@ -105,5 +107,8 @@ mod tests {
         assert_eq!(need(&Method::PUT, "/api/2.0/mlflow-artifacts/artifacts/a"), Need::Write);
         assert_eq!(need(&Method::POST, "/api/steward/v1/users"), Need::Admin);
         assert_eq!(need(&Method::POST, "/api/2.0/mlflow/registered-models/get-latest-versions"), Need::Read);
+        assert_eq!(need(&Method::POST, "/v2/models/fraud/infer"), Need::Read);
+        assert_eq!(need(&Method::POST, "/deployments/fraud/invocations"), Need::Read);
+        assert_eq!(need(&Method::POST, "/api/steward/v1/deployments"), Need::Write);
     }
 }

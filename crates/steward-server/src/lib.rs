@@ -15,6 +15,7 @@ mod auth;
 mod error;
 mod registry;
 mod request;
+pub mod serving;
 mod steward_api;
 mod tracking;
 mod wire;
@@ -45,12 +46,15 @@ pub struct AppState {
     pub auth: AuthMode,
     /// Aliases only validators and admins may set, never on their own versions.
     pub protected_aliases: Arc<Vec<String>>,
+    /// Live deployments, the prediction log and serving metrics.
+    pub serving: Arc<serving::Serving>,
 }
 
 impl AppState {
     /// An open server (no authentication) with the default protected aliases.
     pub fn new(store: Arc<dyn MetadataStore>, artifacts: ArtifactStore) -> Self {
         AppState {
+            serving: serving::Serving::new(store.clone(), artifacts.clone()),
             store,
             artifacts,
             auth: AuthMode::Open,
@@ -165,6 +169,22 @@ pub fn router(state: AppState) -> Router {
         .route("/api/steward/v1/registry/models/{name}/history", get(registry::history))
         .route("/api/steward/v1/registry/models/{name}/aliases/{alias}", get(registry::alias_at))
         .route("/api/steward/v1/users", axum::routing::post(steward_api::create_user))
+        .route("/api/steward/v1/deployments", get(serving::api::list).post(serving::api::create))
+        .route("/api/steward/v1/deployments/{name}", get(serving::api::get).patch(serving::api::update).delete(serving::api::delete))
+        .route("/api/steward/v1/feedback", post(serving::api::feedback))
+        .route("/api/steward/v1/predictions/{id}", get(serving::api::prediction))
+        .route("/metrics", get(serving::api::metrics))
+        .route("/v2", get(serving::oip::server_metadata))
+        .route("/v2/health/live", get(serving::oip::live))
+        .route("/v2/health/ready", get(serving::oip::ready))
+        .route("/v2/models/{name}", get(serving::oip::model_metadata))
+        .route("/v2/models/{name}/ready", get(serving::oip::model_ready))
+        .route("/v2/models/{name}/infer", post(serving::oip::infer))
+        .route("/v2/models/{name}/versions/{version}", get(serving::oip::model_metadata))
+        .route("/v2/models/{name}/versions/{version}/ready", get(serving::oip::model_ready))
+        .route("/v2/models/{name}/versions/{version}/infer", post(serving::oip::infer))
+        .route("/v1/models/{name}", get(serving::scoring::v1_model).post(serving::scoring::v1_predict))
+        .route("/deployments/{name}/invocations", post(serving::scoring::invocations))
         .route("/api/steward/v1/tokens", axum::routing::post(steward_api::create_token))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer))
@@ -177,5 +197,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    state.serving.start();
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }

@@ -105,6 +105,7 @@ pub async fn set_alias(State(s): State<AppState>, f: Fields) -> Answer {
         check_promotion(&s, &f, &name, v, &format!("protected alias '{alias}'")).await?;
     }
     s.store.set_alias(f.audit(), &name, &alias, v).await?;
+    s.serving.registry_changed();
     ok()
 }
 
@@ -120,6 +121,7 @@ pub async fn delete_alias(State(s): State<AppState>, f: Fields) -> Answer {
         }
     }
     s.store.delete_alias(f.audit(), &name, &alias).await?;
+    s.serving.registry_changed();
     ok()
 }
 

@@ -22,6 +22,7 @@ use steward_core::audit::{Audit, Break, LedgerEntry};
 use steward_core::entities::{
     Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo, RunMetric, RunUpdate, Tag, ViewType,
 };
+use steward_core::serving::{Deployment, DeploymentSpec, Feedback, PredictionRecord};
 use steward_core::registry::{LoggedModel, ModelVersion, NewModelVersion, RegisteredModel, RegistryEvent};
 
 pub use artifacts::{ArtifactStore, FileInfo};
@@ -132,8 +133,26 @@ pub trait RegistryStore: Send + Sync {
     async fn log_outputs(&self, audit: &Audit, run_id: &str, models: &[(String, i64)]) -> Result<()>;
 }
 
+/// Deployments and the prediction log (same store, same ledger for deployment changes).
 #[async_trait]
-pub trait MetadataStore: RegistryStore + Send + Sync {
+pub trait ServingStore: Send + Sync {
+    /// Creates (`create`) or replaces a deployment's spec.
+    async fn put_deployment(&self, audit: &Audit, spec: &DeploymentSpec, create: bool) -> Result<Deployment>;
+    async fn get_deployment(&self, name: &str) -> Result<Deployment>;
+    async fn list_deployments(&self) -> Result<Vec<Deployment>>;
+    async fn delete_deployment(&self, audit: &Audit, name: &str) -> Result<()>;
+    /// Appends prediction records, all or none.
+    async fn log_predictions(&self, records: &[PredictionRecord]) -> Result<()>;
+    /// Records ground truth; every prediction id must exist. All or none.
+    async fn record_feedback(&self, feedback: &[Feedback]) -> Result<()>;
+    /// One prediction with its feedback label, if any.
+    async fn get_prediction(&self, id: &str) -> Result<(PredictionRecord, Option<serde_json::Value>)>;
+    /// A deployment's predictions with `time >= since`, oldest first, at most `limit`.
+    async fn predictions(&self, deployment: &str, since: i64, limit: i64) -> Result<Vec<PredictionRecord>>;
+}
+
+#[async_trait]
+pub trait MetadataStore: RegistryStore + ServingStore + Send + Sync {
     /// Which backend this is, for logs and `server-info`.
     fn backend(&self) -> Backend;
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+mod deploy;
 mod table;
 
 #[derive(Parser)]
@@ -31,6 +32,9 @@ enum Command {
     Token(TokenCommand),
     /// Score a table with a model: every row in, one row of outputs out
     Predict(PredictArgs),
+    /// Manage deployments on a running server (champion, challenger, shadow routes)
+    #[command(subcommand)]
+    Deploy(deploy::DeployCommand),
 }
 
 #[derive(clap::Args)]
@@ -260,6 +264,7 @@ fn main() -> ExitCode {
             Command::User(cmd) => user(cmd).await,
             Command::Token(cmd) => token(cmd).await,
             Command::Predict(args) => predict(args),
+            Command::Deploy(cmd) => deploy::run(cmd).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

@@ -12,19 +12,8 @@ pub fn read(path: &Path) -> anyhow::Result<Frame> {
         Some("csv") | Some("txt") | None => {}
         Some(other) => bail!("{}: unsupported table format '.{other}' (use .csv)", path.display()),
     }
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_path(path).with_context(|| format!("opening {}", path.display()))?;
-    let names: Vec<String> = reader.headers().with_context(|| format!("reading the header of {}", path.display()))?.iter().map(str::to_string).collect();
-    let mut columns: Vec<(String, Vec<Cell>)> = names.into_iter().map(|n| (n, Vec::new())).collect();
-    for (line, record) in reader.records().enumerate() {
-        let record = record.with_context(|| format!("{}: data row {}", path.display(), line + 1))?;
-        if record.len() != columns.len() {
-            bail!("{}: data row {} has {} fields, the header has {}", path.display(), line + 1, record.len(), columns.len());
-        }
-        for (col, field) in columns.iter_mut().zip(record.iter()) {
-            col.1.push(if field.is_empty() { Cell::Null } else { Cell::Text(field.to_string()) });
-        }
-    }
-    Ok(Frame { columns })
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(Frame::from_csv(std::io::BufReader::new(file), &path.display().to_string())?)
 }
 
 /// Writes a frame as CSV; numbers in their shortest exact form.

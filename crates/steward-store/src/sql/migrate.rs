@@ -19,6 +19,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 4, name: "registry", sql: include_str!("../../migrations/sqlite/0004_registry.sql") },
     Migration { version: 5, name: "metrics_by_step", sql: include_str!("../../migrations/sqlite/0005_metrics_by_step.sql") },
     Migration { version: 6, name: "search_indexes", sql: include_str!("../../migrations/sqlite/0006_search_indexes.sql") },
+    Migration { version: 7, name: "serving", sql: include_str!("../../migrations/sqlite/0007_serving.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -28,6 +29,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 4, name: "registry", sql: include_str!("../../migrations/postgres/0004_registry.sql") },
     Migration { version: 5, name: "metrics_by_step", sql: include_str!("../../migrations/postgres/0005_metrics_by_step.sql") },
     Migration { version: 6, name: "search_indexes", sql: include_str!("../../migrations/postgres/0006_search_indexes.sql") },
+    Migration { version: 7, name: "serving", sql: include_str!("../../migrations/postgres/0007_serving.sql") },
 ];
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {

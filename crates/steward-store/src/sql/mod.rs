@@ -11,6 +11,7 @@ mod migrate;
 mod names;
 mod registry;
 mod search;
+mod serving;
 mod writer;
 
 use std::collections::HashMap;
@@ -65,7 +66,7 @@ impl Backend {
 }
 
 /// `(…), (…)` placeholders `$1…` for a multi-row `VALUES` of `rows` × `cols` binds.
-fn value_rows(rows: usize, cols: usize) -> String {
+pub(crate) fn value_rows(rows: usize, cols: usize) -> String {
     let mut out = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         out.push_str(if r == 0 { "(" } else { ", (" });
@@ -123,6 +124,8 @@ pub(crate) enum Bind {
     I64(i64),
     F64(f64),
     Text(String),
+    /// Text or NULL.
+    OptText(Option<String>),
 }
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
@@ -191,6 +194,7 @@ pub(crate) fn bind_all(mut q: Query<'_>, binds: Vec<Bind>) -> Query<'_> {
             Bind::I64(v) => q.bind(v),
             Bind::F64(v) => q.bind(v),
             Bind::Text(v) => q.bind(v),
+            Bind::OptText(v) => q.bind(v),
         };
     }
     q

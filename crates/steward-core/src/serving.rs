@@ -1,0 +1,221 @@
+//! Deployments: a name bound to registry versions through routes (champion, challenger with a
+//! traffic weight, shadow), model references (`models:/NAME@ALIAS`, `models:/NAME/VERSION`),
+//! and the routing decision. Pure: the server resolves references and runs models.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A registry model reference as users write it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ModelRef {
+    Alias { name: String, alias: String },
+    Version { name: String, version: i64 },
+}
+
+impl ModelRef {
+    pub fn parse(uri: &str) -> Result<Self> {
+        let bad = || Error::invalid(format!("model '{uri}' is not a registry reference: use models:/NAME@ALIAS or models:/NAME/VERSION"));
+        let rest = uri.strip_prefix("models:/").ok_or_else(bad)?;
+        if let Some((name, alias)) = rest.rsplit_once('@') {
+            if name.is_empty() || alias.is_empty() || name.contains('/') {
+                return Err(bad());
+            }
+            return Ok(Self::Alias { name: name.to_owned(), alias: alias.to_owned() });
+        }
+        let (name, version) = rest.rsplit_once('/').ok_or_else(bad)?;
+        let version: i64 = version.parse().map_err(|_| bad())?;
+        if name.is_empty() || version < 1 {
+            return Err(bad());
+        }
+        Ok(Self::Version { name: name.to_owned(), version })
+    }
+
+    pub fn model_name(&self) -> &str {
+        match self {
+            Self::Alias { name, .. } | Self::Version { name, .. } => name,
+        }
+    }
+}
+
+impl std::fmt::Display for ModelRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Alias { name, alias } => write!(f, "models:/{name}@{alias}"),
+            Self::Version { name, version } => write!(f, "models:/{name}/{version}"),
+        }
+    }
+}
+
+impl TryFrom<String> for ModelRef {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ModelRef> for String {
+    fn from(m: ModelRef) -> String {
+        m.to_string()
+    }
+}
+
+/// Which route of a deployment answered (or shadowed) a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteRole {
+    Champion,
+    Challenger,
+    Shadow,
+}
+
+impl RouteRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Champion => "champion",
+            Self::Challenger => "challenger",
+            Self::Shadow => "shadow",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenger {
+    pub model: ModelRef,
+    /// Percent of traffic, 0..=100; the champion takes the rest.
+    pub weight: u32,
+}
+
+/// What a deployment serves. Stored as JSON; versions behind aliases are resolved at load time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentSpec {
+    pub name: String,
+    pub model: ModelRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenger: Option<Challenger>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ModelRef>,
+}
+
+impl DeploymentSpec {
+    pub fn validate(&self) -> Result<()> {
+        check_deployment_name(&self.name)?;
+        if let Some(c) = &self.challenger
+            && c.weight > 100
+        {
+            return Err(Error::invalid(format!("challenger weight {} is not a percentage (0-100)", c.weight)));
+        }
+        Ok(())
+    }
+
+    /// The route a request goes to: by `key` when given (the same key always lands on the
+    /// same route for a given weight), else by `draw`, a uniform number in 0..100.
+    pub fn route(&self, key: Option<&str>, draw: u32) -> RouteRole {
+        let Some(c) = &self.challenger else { return RouteRole::Champion };
+        let bucket = key.map_or(draw % 100, |k| (stable_hash(k.as_bytes()) % 100) as u32);
+        if bucket < c.weight { RouteRole::Challenger } else { RouteRole::Champion }
+    }
+}
+
+/// Deployment names appear in URL paths (`/v2/models/NAME/infer`): letters, digits, `_`, `-`
+/// and `.`, 1 to 64 of them, not starting with `.`.
+pub fn check_deployment_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!("deployment name '{name}' must be 1-64 letters, digits, '_', '-' or '.', not starting with '.'")))
+    }
+}
+
+/// FNV-1a, 64-bit, then a final avalanche (SplitMix64's) so nearby keys spread over buckets.
+/// Fixed forever: changing it would move sticky users between routes.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_refs_parse_and_print() {
+        assert_eq!(ModelRef::parse("models:/fraud@champion").unwrap(), ModelRef::Alias { name: "fraud".into(), alias: "champion".into() });
+        assert_eq!(ModelRef::parse("models:/fraud/3").unwrap(), ModelRef::Version { name: "fraud".into(), version: 3 });
+        assert_eq!(ModelRef::parse("models:/fraud/3").unwrap().to_string(), "models:/fraud/3");
+        for bad in ["fraud", "models:/", "models:/fraud", "models:/fraud/0", "models:/fraud/x", "models:/@a", "runs:/abc/model"] {
+            let e = ModelRef::parse(bad).unwrap_err();
+            assert!(e.message().contains(bad), "{bad}: {}", e.message());
+        }
+    }
+
+    #[test]
+    fn weights_split_traffic_and_keys_stick() {
+        let spec = DeploymentSpec {
+            name: "d".into(),
+            model: ModelRef::parse("models:/m@champion").unwrap(),
+            challenger: Some(Challenger { model: ModelRef::parse("models:/m@challenger").unwrap(), weight: 10 }),
+            shadow: None,
+        };
+        let challenger = (0..100).filter(|&d| spec.route(None, d) == RouteRole::Challenger).count();
+        assert_eq!(challenger, 10);
+        let keyed: Vec<_> = (0..10_000).map(|i| spec.route(Some(&format!("customer-{i}")), 0)).collect();
+        let share = keyed.iter().filter(|r| **r == RouteRole::Challenger).count();
+        assert!((800..1200).contains(&share), "{share}");
+        assert_eq!(spec.route(Some("customer-7"), 0), spec.route(Some("customer-7"), 99));
+    }
+}
+
+/// A stored deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deployment {
+    #[serde(flatten)]
+    pub spec: DeploymentSpec,
+    pub creation_time: i64,
+    pub last_updated_time: i64,
+    pub created_by: String,
+}
+
+/// One logged prediction (a request's answer, or a shadow route's copy of it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PredictionRecord {
+    pub id: String,
+    pub deployment: String,
+    pub model: String,
+    pub version: i64,
+    pub route: RouteRole,
+    /// For a shadow record: the id of the prediction that was returned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    /// Milliseconds since the epoch.
+    pub time: i64,
+    pub latency_us: i64,
+    /// JSON: `{input name: {"shape": [...], "data": [...]}}`.
+    pub inputs: String,
+    /// JSON, the same shape for outputs.
+    pub outputs: String,
+    /// JSON object given by the caller (a protected attribute kept out of the model, say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+}
+
+/// Ground truth for a prediction, arriving whenever it is known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feedback {
+    pub prediction_id: String,
+    /// JSON value: a class label or a number.
+    pub label: serde_json::Value,
+}

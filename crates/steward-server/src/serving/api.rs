@@ -1,0 +1,148 @@
+//! Steward's serving API: deployments (create, list, get, update, delete), ground-truth
+//! feedback, logged predictions, and the Prometheus `/metrics` page.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use steward_core::Error;
+use steward_core::serving::{Challenger, DeploymentSpec, Feedback, ModelRef};
+
+use crate::AppState;
+use crate::error::ApiResult;
+use crate::request::Fields;
+
+fn model_ref(path: &str, v: &Value) -> Result<ModelRef, Error> {
+    let s = v.as_str().ok_or_else(|| Error::invalid(format!("'{path}' must be a model URI such as models:/NAME@ALIAS")))?;
+    ModelRef::parse(s)
+}
+
+/// Applies the body's fields to a spec: `model`, `challenger` ({model, weight} or null to
+/// remove), `shadow` (a model URI or null).
+fn apply(spec: &mut DeploymentSpec, body: &Map<String, Value>) -> Result<(), Error> {
+    for key in body.keys() {
+        if !matches!(key.as_str(), "name" | "model" | "challenger" | "shadow" | "steward_reason") {
+            return Err(Error::invalid(format!("unknown deployment field '{key}' (fields: name, model, challenger, shadow)")));
+        }
+    }
+    if let Some(m) = body.get("model") {
+        spec.model = model_ref("model", m)?;
+    }
+    match body.get("challenger") {
+        None => {}
+        Some(Value::Null) => spec.challenger = None,
+        Some(Value::Object(c)) => {
+            let model = model_ref("challenger.model", c.get("model").unwrap_or(&Value::Null))?;
+            let weight = match c.get("weight") {
+                None => 10,
+                Some(w) => w.as_u64().filter(|w| *w <= 100).ok_or_else(|| Error::invalid(format!("'challenger.weight' must be a percentage 0-100, got {w}")))? as u32,
+            };
+            spec.challenger = Some(Challenger { model, weight });
+        }
+        Some(other) => return Err(Error::invalid(format!("'challenger' must be an object {{model, weight}} or null, got {other}"))),
+    }
+    match body.get("shadow") {
+        None => {}
+        Some(Value::Null) => spec.shadow = None,
+        Some(v) => spec.shadow = Some(model_ref("shadow", v)?),
+    }
+    Ok(())
+}
+
+fn body(f: &Fields) -> Map<String, Value> {
+    f.json().cloned().unwrap_or_default()
+}
+
+pub async fn create(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Value>> {
+    let name = f.str("name")?;
+    let body = body(&f);
+    let model = model_ref("model", body.get("model").ok_or_else(|| Error::invalid("missing value for required parameter 'model'"))?)?;
+    let mut spec = DeploymentSpec { name, model, challenger: None, shadow: None };
+    apply(&mut spec, &body)?;
+    spec.validate()?;
+    // Load before storing: a deployment that cannot serve is refused, not recorded.
+    let routes = s.serving.build(&spec).await?;
+    let stored = s.store.put_deployment(f.audit(), &spec, true).await?;
+    let routes = s.serving.install(routes);
+    Ok(Json(json!({ "deployment": routes.json(Some(&stored)) })))
+}
+
+pub async fn update(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
+    let mut spec = s.store.get_deployment(&name).await?.spec;
+    let body = body(&f);
+    if body.get("name").and_then(Value::as_str).is_some_and(|n| n != name) {
+        return Err(Error::invalid("a deployment cannot be renamed").into());
+    }
+    apply(&mut spec, &body)?;
+    spec.validate()?;
+    let routes = s.serving.build(&spec).await?;
+    let stored = s.store.put_deployment(f.audit(), &spec, false).await?;
+    let routes = s.serving.install(routes);
+    Ok(Json(json!({ "deployment": routes.json(Some(&stored)) })))
+}
+
+pub async fn list(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let stored = s.store.list_deployments().await?;
+    let out: Vec<Value> = stored
+        .iter()
+        .map(|d| match s.serving.routes(&d.spec.name) {
+            Some(r) => r.json(Some(d)),
+            None => json!({ "name": d.spec.name, "model": d.spec.model.to_string(), "state": "not loaded" }),
+        })
+        .collect();
+    Ok(Json(json!({ "deployments": out })))
+}
+
+pub async fn get(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    let d = s.store.get_deployment(&name).await?;
+    let body = match s.serving.routes(&name) {
+        Some(r) => r.json(Some(&d)),
+        None => json!({ "name": d.spec.name, "model": d.spec.model.to_string(), "state": "not loaded" }),
+    };
+    Ok(Json(json!({ "deployment": body })))
+}
+
+pub async fn delete(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
+    s.store.delete_deployment(f.audit(), &name).await?;
+    s.serving.remove(&name);
+    Ok(Json(json!({})))
+}
+
+/// `POST /api/steward/v1/feedback` with `{"feedback": [{"prediction_id": ..., "label": ...}]}`.
+pub async fn feedback(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Value>> {
+    let items = f.objects("feedback")?;
+    if items.is_empty() {
+        return Err(Error::invalid("'feedback' must list at least one {prediction_id, label}").into());
+    }
+    let feedback = items
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let id = o.get("prediction_id").and_then(Value::as_str).ok_or_else(|| Error::invalid(format!("feedback[{i}] has no 'prediction_id'")))?;
+            let label = o.get("label").filter(|l| !l.is_null()).ok_or_else(|| Error::invalid(format!("feedback[{i}] has no 'label'")))?;
+            Ok(Feedback { prediction_id: id.to_owned(), label: label.clone() })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    s.store.record_feedback(&feedback).await?;
+    Ok(Json(json!({ "recorded": feedback.len() })))
+}
+
+pub async fn prediction(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let (record, label) = s.store.get_prediction(&id).await?;
+    let mut out = serde_json::to_value(&record).map_err(|e| Error::internal(e.to_string()))?;
+    for field in ["inputs", "outputs", "context"] {
+        if let Some(Value::String(text)) = out.get(field) {
+            out[field] = serde_json::from_str(text).unwrap_or(Value::Null);
+        }
+    }
+    if let Some(label) = label {
+        out["label"] = label;
+    }
+    Ok(Json(json!({ "prediction": out })))
+}
+
+pub async fn metrics(State(s): State<AppState>) -> Response {
+    let text = s.serving.metrics.render(s.serving.log.depth(), s.serving.log.capacity());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}

@@ -1,0 +1,374 @@
+//! Model serving: live deployments (routes to loaded registry versions, swapped atomically),
+//! the inference path shared by every protocol, the prediction log and serving metrics.
+//!
+//! A deployment's routes are an `Arc<Routes>` behind a lock held only to clone the pointer:
+//! a request keeps the routes it started with, so replacing them (an alias moved, a weight
+//! changed) never fails a request in flight. New versions are loaded before the swap.
+
+pub mod api;
+pub mod log;
+pub mod metrics;
+pub mod oip;
+pub mod scoring;
+pub mod tensors;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use steward_core::serving::{Deployment, DeploymentSpec, ModelRef, RouteRole};
+use steward_core::{Error, ErrorCode};
+use steward_runtime::{Model, RuntimeError, Tensor};
+use steward_store::{ArtifactStore, MetadataStore};
+use tokio::sync::{Mutex, Notify};
+
+use self::log::{LogItem, PredictionLog};
+use self::metrics::{Metrics, RouteStats};
+
+/// How often deployments re-resolve their aliases when nothing told them to.
+const RESYNC_EVERY: Duration = Duration::from_secs(2);
+
+/// One loaded version on one route.
+#[derive(Debug)]
+pub struct Served {
+    pub model: String,
+    pub version: i64,
+    pub runtime: Arc<Model>,
+    pub stats: Arc<RouteStats>,
+}
+
+/// What a deployment serves right now.
+#[derive(Debug)]
+pub struct Routes {
+    pub spec: DeploymentSpec,
+    pub champion: Arc<Served>,
+    pub challenger: Option<Arc<Served>>,
+    pub shadow: Option<Arc<Served>>,
+}
+
+impl Routes {
+    fn served(&self, role: RouteRole) -> &Arc<Served> {
+        match role {
+            RouteRole::Challenger => self.challenger.as_ref().unwrap_or(&self.champion),
+            _ => &self.champion,
+        }
+    }
+
+    fn versions(&self) -> Vec<(RouteRole, &str, i64)> {
+        let mut v = vec![(RouteRole::Champion, self.champion.model.as_str(), self.champion.version)];
+        v.extend(self.challenger.iter().map(|s| (RouteRole::Challenger, s.model.as_str(), s.version)));
+        v.extend(self.shadow.iter().map(|s| (RouteRole::Shadow, s.model.as_str(), s.version)));
+        v
+    }
+
+    /// The deployment as the API shows it: its spec and the versions its routes serve.
+    pub fn json(&self, stored: Option<&Deployment>) -> serde_json::Value {
+        let weight = |role: RouteRole| match (role, &self.spec.challenger) {
+            (RouteRole::Champion, Some(c)) => Some(100 - c.weight),
+            (RouteRole::Champion, None) => Some(100),
+            (RouteRole::Challenger, Some(c)) => Some(c.weight),
+            _ => None,
+        };
+        let routes: Vec<_> = self
+            .versions()
+            .into_iter()
+            .map(|(role, model, version)| {
+                let mut r = serde_json::json!({ "role": role.as_str(), "model": model, "version": version });
+                if let Some(w) = weight(role) {
+                    r["weight"] = w.into();
+                }
+                r
+            })
+            .collect();
+        let mut out = serde_json::to_value(&self.spec).expect("spec serialises");
+        out["routes"] = routes.into();
+        if let Some(d) = stored {
+            out["creation_time"] = d.creation_time.into();
+            out["last_updated_time"] = d.last_updated_time.into();
+            out["created_by"] = d.created_by.clone().into();
+        }
+        out
+    }
+}
+
+/// Why an inference request failed.
+#[derive(Debug)]
+pub enum InferError {
+    UnknownDeployment(String),
+    BadInput(String),
+    Internal(String),
+}
+
+impl InferError {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::UnknownDeployment(_) => 404,
+            Self::BadInput(_) => 400,
+            Self::Internal(_) => 500,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Self::UnknownDeployment(m) | Self::BadInput(m) | Self::Internal(m) => m,
+        }
+    }
+}
+
+impl From<RuntimeError> for InferError {
+    fn from(e: RuntimeError) -> Self {
+        if e.is_bad_input() { Self::BadInput(e.to_string()) } else { Self::Internal(e.to_string()) }
+    }
+}
+
+/// An answered request.
+pub struct Answer {
+    pub prediction_id: String,
+    pub route: RouteRole,
+    pub model: String,
+    pub version: i64,
+    pub outputs: Vec<Tensor>,
+}
+
+pub struct Serving {
+    store: Arc<dyn MetadataStore>,
+    artifacts: ArtifactStore,
+    live: RwLock<HashMap<String, Arc<Routes>>>,
+    models: Mutex<HashMap<(String, i64), Arc<Model>>>,
+    /// Serialises rebuilds so two syncs never race to install older routes.
+    sync_lock: Mutex<()>,
+    pub metrics: Metrics,
+    pub log: PredictionLog,
+    changed: Arc<Notify>,
+}
+
+impl Serving {
+    pub fn new(store: Arc<dyn MetadataStore>, artifacts: ArtifactStore) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            artifacts,
+            live: RwLock::new(HashMap::new()),
+            models: Mutex::new(HashMap::new()),
+            sync_lock: Mutex::new(()),
+            metrics: Metrics::default(),
+            log: PredictionLog::new(),
+            changed: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Starts the background work: the prediction-log writer and the resync loop.
+    pub fn start(self: &Arc<Self>) {
+        self.log.start(self.store.clone(), self.clone());
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(s) = me.upgrade() else { return };
+                if let Err(e) = s.sync_all().await {
+                    tracing::warn!("deployment sync failed: {}", e.message());
+                }
+                let changed = s.changed.clone();
+                drop(s);
+                let _ = tokio::time::timeout(RESYNC_EVERY, changed.notified()).await;
+            }
+        });
+    }
+
+    /// Asks the resync loop to run now (an alias or version changed).
+    pub fn registry_changed(&self) {
+        self.changed.notify_one();
+    }
+
+    pub fn routes(&self, deployment: &str) -> Option<Arc<Routes>> {
+        self.live.read().expect("live lock").get(deployment).cloned()
+    }
+
+    pub fn all_routes(&self) -> Vec<Arc<Routes>> {
+        let mut v: Vec<_> = self.live.read().expect("live lock").values().cloned().collect();
+        v.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        v
+    }
+
+    pub fn install(&self, routes: Routes) -> Arc<Routes> {
+        let routes = Arc::new(routes);
+        self.live.write().expect("live lock").insert(routes.spec.name.clone(), routes.clone());
+        routes
+    }
+
+    pub fn remove(&self, deployment: &str) {
+        self.live.write().expect("live lock").remove(deployment);
+    }
+
+    /// Re-reads every deployment and re-resolves aliases, swapping routes whose versions moved.
+    pub async fn sync_all(&self) -> steward_core::Result<()> {
+        let _guard = self.sync_lock.lock().await;
+        let stored = self.store.list_deployments().await?;
+        let names: Vec<String> = stored.iter().map(|d| d.spec.name.clone()).collect();
+        self.live.write().expect("live lock").retain(|k, _| names.contains(k));
+        for d in stored {
+            let current = self.routes(&d.spec.name);
+            if let Some(cur) = &current
+                && cur.spec == d.spec
+                && self.resolve_all(&d.spec).await.ok().as_ref() == Some(&cur.versions().iter().map(|v| (v.1.to_owned(), v.2)).collect::<Vec<_>>())
+            {
+                continue;
+            }
+            match self.build(&d.spec).await {
+                Ok(routes) => {
+                    self.install(routes);
+                }
+                Err(e) => tracing::warn!(deployment = %d.spec.name, "cannot load deployment: {}", e.message()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn resolve_all(&self, spec: &DeploymentSpec) -> steward_core::Result<Vec<(String, i64)>> {
+        let mut out = vec![self.resolve(&spec.model).await?];
+        if let Some(c) = &spec.challenger {
+            out.push(self.resolve(&c.model).await?);
+        }
+        if let Some(s) = &spec.shadow {
+            out.push(self.resolve(s).await?);
+        }
+        Ok(out)
+    }
+
+    /// Loads what a spec names and installs it; the answer the API gives on create/update.
+    pub async fn deploy(&self, spec: &DeploymentSpec) -> steward_core::Result<Arc<Routes>> {
+        let _guard = self.sync_lock.lock().await;
+        let routes = self.build(spec).await?;
+        Ok(self.install(routes))
+    }
+
+    /// Builds routes without installing them: resolves references and loads models.
+    pub async fn build(&self, spec: &DeploymentSpec) -> steward_core::Result<Routes> {
+        let load = |m: ModelRef, role: RouteRole| async move {
+            let (name, version) = self.resolve(&m).await?;
+            let runtime = self.load(&name, version).await?;
+            let stats = self.metrics.route(&spec.name, role.as_str(), &name, version);
+            Ok::<_, Error>(Arc::new(Served { model: name, version, runtime, stats }))
+        };
+        let champion = load(spec.model.clone(), RouteRole::Champion).await?;
+        let challenger = match &spec.challenger {
+            Some(c) => Some(load(c.model.clone(), RouteRole::Challenger).await?),
+            None => None,
+        };
+        let shadow = match &spec.shadow {
+            Some(m) => Some(load(m.clone(), RouteRole::Shadow).await?),
+            None => None,
+        };
+        Ok(Routes { spec: spec.clone(), champion, challenger, shadow })
+    }
+
+    async fn resolve(&self, m: &ModelRef) -> steward_core::Result<(String, i64)> {
+        match m {
+            ModelRef::Alias { name, alias } => {
+                let mv = self.store.version_by_alias(name, alias).await.map_err(|e| {
+                    if e.code() == ErrorCode::ResourceDoesNotExist { Error::invalid(format!("{m}: {}", e.message())) } else { e }
+                })?;
+                Ok((name.clone(), mv.version))
+            }
+            ModelRef::Version { name, version } => {
+                self.store.get_model_version(name, *version).await.map_err(|e| {
+                    if e.code() == ErrorCode::ResourceDoesNotExist { Error::invalid(format!("{m}: {}", e.message())) } else { e }
+                })?;
+                Ok((name.clone(), *version))
+            }
+        }
+    }
+
+    /// The runtime for a registry version, loaded once and cached.
+    async fn load(&self, name: &str, version: i64) -> steward_core::Result<Arc<Model>> {
+        let key = (name.to_owned(), version);
+        if let Some(m) = self.models.lock().await.get(&key) {
+            return Ok(m.clone());
+        }
+        let uri = self.store.download_uri(name, version).await?;
+        let what = format!("version {version} of model '{name}'");
+        let Some(rel) = uri.strip_prefix("mlflow-artifacts:/") else {
+            return Err(Error::invalid(format!("{what} lives at '{uri}', which this server does not read; log it through this server's artifact proxy")));
+        };
+        let rel = rel.trim_matches('/').to_owned();
+        let files = self.artifacts.list(&rel).await?;
+        let onnx = files
+            .iter()
+            .filter(|f| !f.is_dir && f.path.ends_with(".onnx"))
+            .min_by_key(|f| (f.path != "model.onnx", f.path.clone()))
+            .ok_or_else(|| Error::invalid(format!("{what} has no .onnx file under '{uri}' (log it with mlflow.onnx.log_model)")))?;
+        let bytes = self.artifacts.get_bytes(&format!("{rel}/{}", onnx.path)).await?;
+        let model = tokio::task::spawn_blocking(move || Model::load(&bytes))
+            .await
+            .map_err(|e| Error::internal(format!("loading {what}: {e}")))?
+            .map_err(|e| Error::invalid(format!("{what}: {e}")))?;
+        let model = Arc::new(model);
+        self.models.lock().await.insert(key, model.clone());
+        Ok(model)
+    }
+
+    /// The inference path of every protocol: route, validate, evaluate, log, shadow.
+    /// `key` makes routing sticky; `context` is stored with the prediction.
+    pub fn infer(self: &Arc<Self>, deployment: &str, key: Option<&str>, inputs: Vec<Tensor>, context: Option<String>) -> Result<Answer, InferError> {
+        let Some(routes) = self.routes(deployment) else {
+            self.metrics.unknown_deployment.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(InferError::UnknownDeployment(format!("deployment '{deployment}' does not exist")));
+        };
+        let role = routes.spec.route(key, fastrand::u32(0..100));
+        let served = routes.served(role).clone();
+        let started = Instant::now();
+        let outputs = match served.runtime.predict(&inputs) {
+            Ok(o) => o,
+            Err(e) => {
+                if e.is_bad_input() { served.stats.bad_input() } else { served.stats.error() }
+                return Err(e.into());
+            }
+        };
+        let elapsed = started.elapsed();
+        served.stats.observe(elapsed.as_secs_f64());
+        let prediction_id = uuid::Uuid::new_v4().simple().to_string();
+        let now = now_ms();
+        if let Some(shadow) = routes.shadow.clone() {
+            let (me, parent, inputs, context, deployment) = (self.clone(), prediction_id.clone(), inputs.clone(), context.clone(), deployment.to_owned());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                match shadow.runtime.predict(&inputs) {
+                    Ok(outputs) => {
+                        let elapsed = started.elapsed();
+                        shadow.stats.observe(elapsed.as_secs_f64());
+                        me.log.push(&me.metrics, LogItem {
+                            id: uuid::Uuid::new_v4().simple().to_string(),
+                            deployment,
+                            model: shadow.model.clone(),
+                            version: shadow.version,
+                            route: RouteRole::Shadow,
+                            parent_id: Some(parent),
+                            time: now_ms(),
+                            latency_us: elapsed.as_micros() as i64,
+                            inputs,
+                            outputs,
+                            context,
+                        });
+                    }
+                    Err(_) => shadow.stats.error(),
+                }
+            });
+        }
+        self.log.push(&self.metrics, LogItem {
+            id: prediction_id.clone(),
+            deployment: deployment.to_owned(),
+            model: served.model.clone(),
+            version: served.version,
+            route: role,
+            parent_id: None,
+            time: now,
+            latency_us: elapsed.as_micros() as i64,
+            inputs,
+            outputs: outputs.clone(),
+            context,
+        });
+        Ok(Answer { prediction_id, route: role, model: served.model.clone(), version: served.version, outputs })
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

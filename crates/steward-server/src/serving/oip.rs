@@ -1,0 +1,204 @@
+//! Open Inference Protocol v2 (KServe v2 / Triton) over REST: health, server and model
+//! metadata, and `infer` with JSON tensors or the binary tensor extension that `tritonclient`
+//! uses by default (`Inference-Header-Content-Length`).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use steward_runtime::{DType, Tensor};
+
+use super::tensors::{flat_json, flatten, from_binary, to_binary, typed};
+use super::{InferError, Routes};
+use crate::AppState;
+
+const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// `{"error": message}` with the status the error calls for.
+pub fn error(status: u16, message: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], json!({ "error": message }).to_string()).into_response()
+}
+
+impl IntoResponse for InferError {
+    fn into_response(self) -> Response {
+        error(self.status(), self.message())
+    }
+}
+
+pub async fn server_metadata() -> Response {
+    axum::Json(json!({ "name": "steward", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"] })).into_response()
+}
+
+pub async fn live() -> Response {
+    axum::Json(json!({ "live": true })).into_response()
+}
+
+pub async fn ready() -> Response {
+    axum::Json(json!({ "ready": true })).into_response()
+}
+
+fn deployment(s: &AppState, name: &str) -> Result<std::sync::Arc<Routes>, InferError> {
+    s.serving.routes(name).ok_or_else(|| InferError::UnknownDeployment(format!("deployment '{name}' does not exist")))
+}
+
+fn specs_json(specs: &[steward_runtime::TensorSpec]) -> Value {
+    Value::Array(specs.iter().map(|t| json!({ "name": t.name, "datatype": t.datatype.name(), "shape": t.shape })).collect())
+}
+
+pub async fn model_metadata(State(s): State<AppState>, Path(params): Path<Vec<(String, String)>>) -> Response {
+    let name = &params[0].1;
+    match deployment(&s, name) {
+        Ok(r) => {
+            let sig = r.champion.runtime.signature();
+            axum::Json(json!({
+                "name": name,
+                "versions": r.versions().iter().map(|v| v.2.to_string()).collect::<Vec<_>>(),
+                "platform": "onnx",
+                "inputs": specs_json(&sig.inputs),
+                "outputs": specs_json(&sig.outputs),
+            }))
+            .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn model_ready(State(s): State<AppState>, Path(params): Path<Vec<(String, String)>>) -> Response {
+    match deployment(&s, &params[0].1) {
+        Ok(_) => axum::Json(json!({ "name": params[0].1, "ready": true })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn bad(m: impl Into<String>) -> InferError {
+    InferError::BadInput(m.into())
+}
+
+/// The routing key: the `X-Steward-Routing-Key` header or a `routing_key` request parameter.
+pub fn routing_key(headers: &HeaderMap, parameters: Option<&Map<String, Value>>) -> Option<String> {
+    headers
+        .get("x-steward-routing-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parameters.and_then(|p| p.get("routing_key")).and_then(|v| v.as_str()).map(str::to_owned))
+}
+
+fn parse_inputs(req: &Map<String, Value>, mut binary: &[u8]) -> Result<Vec<Tensor>, InferError> {
+    let inputs = req.get("inputs").and_then(Value::as_array).ok_or_else(|| bad("the request has no 'inputs' list"))?;
+    let mut out = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        let name = input.get("name").and_then(Value::as_str).ok_or_else(|| bad(format!("inputs[{i}] has no 'name'")))?;
+        let datatype = input.get("datatype").and_then(Value::as_str).ok_or_else(|| bad(format!("input '{name}' has no 'datatype'")))?;
+        let dtype = DType::parse(datatype).ok_or_else(|| bad(format!("input '{name}' has datatype {datatype}; Steward takes BOOL, INT32, INT64, FP32, FP64 and BYTES")))?;
+        let shape: Vec<usize> = input
+            .get("shape")
+            .and_then(Value::as_array)
+            .and_then(|s| s.iter().map(|d| d.as_u64().map(|d| d as usize)).collect())
+            .ok_or_else(|| bad(format!("input '{name}' has no valid 'shape' (a list of non-negative integers)")))?;
+        let size = input.get("parameters").and_then(|p| p.get("binary_data_size"));
+        let data = match size {
+            Some(size) => {
+                let size = size.as_u64().ok_or_else(|| bad(format!("input '{name}': binary_data_size is not a number")))? as usize;
+                let (bytes, rest) = binary.split_at_checked(size).ok_or_else(|| bad(format!("input '{name}' announces {size} bytes of binary data; the body has {}", binary.len())))?;
+                binary = rest;
+                from_binary(name, dtype, &shape, bytes)?
+            }
+            None => {
+                let data = input.get("data").ok_or_else(|| bad(format!("input '{name}' has neither 'data' nor binary data")))?;
+                let mut flat = Vec::new();
+                flatten(data, &mut flat);
+                let n: usize = shape.iter().product();
+                if flat.len() != n {
+                    return Err(bad(format!("input '{name}' has {} values; shape {shape:?} needs {n}", flat.len())));
+                }
+                typed(name, dtype, &flat)?
+            }
+        };
+        out.push(Tensor::new(name, shape, data));
+    }
+    if !binary.is_empty() {
+        return Err(bad(format!("{} bytes of binary data belong to no input", binary.len())));
+    }
+    Ok(out)
+}
+
+pub async fn infer(State(s): State<AppState>, Path(params): Path<Vec<(String, String)>>, headers: HeaderMap, body: Bytes) -> Response {
+    match infer_inner(&s, &params[0].1, &headers, &body) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn infer_inner(s: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response, InferError> {
+    let (head, binary) = match headers.get(HEADER_LENGTH) {
+        Some(v) => {
+            let n: usize = v.to_str().ok().and_then(|v| v.parse().ok()).ok_or_else(|| bad("Inference-Header-Content-Length is not a number"))?;
+            body.split_at_checked(n).ok_or_else(|| bad(format!("Inference-Header-Content-Length {n} exceeds the body ({} bytes)", body.len())))?
+        }
+        None => (body, &[][..]),
+    };
+    let req: Value = serde_json::from_slice(head).map_err(|e| bad(format!("the request is not valid JSON: {e}")))?;
+    let req = req.as_object().ok_or_else(|| bad("the request must be a JSON object"))?;
+    let inputs = parse_inputs(req, binary)?;
+    let parameters = req.get("parameters").and_then(Value::as_object);
+    let key = routing_key(headers, parameters);
+    let context = parameters.and_then(|p| p.get("context")).map(Value::to_string);
+    let answer = s.serving.infer(name, key.as_deref(), inputs, context)?;
+
+    let all_binary = parameters.and_then(|p| p.get("binary_data_output")).and_then(Value::as_bool).unwrap_or(false);
+    let wanted: Vec<(&Tensor, bool)> = match req.get("outputs").and_then(Value::as_array) {
+        Some(list) => list
+            .iter()
+            .map(|o| {
+                let n = o.get("name").and_then(Value::as_str).ok_or_else(|| bad("an entry of 'outputs' has no 'name'"))?;
+                let t = answer.outputs.iter().find(|t| t.name == n).ok_or_else(|| {
+                    bad(format!("'{n}' is not an output of this model, which has {}", answer.outputs.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")))
+                })?;
+                let binary = o.get("parameters").and_then(|p| p.get("binary_data")).and_then(Value::as_bool).unwrap_or(all_binary);
+                Ok((t, binary))
+            })
+            .collect::<Result<_, InferError>>()?,
+        None => answer.outputs.iter().map(|t| (t, all_binary)).collect(),
+    };
+    let mut blobs = Vec::new();
+    let outputs: Vec<Value> = wanted
+        .iter()
+        .map(|(t, binary)| {
+            let mut o = json!({ "name": t.name, "datatype": t.data.dtype().name(), "shape": t.shape });
+            if *binary {
+                let start = blobs.len();
+                to_binary(&t.data, &mut blobs);
+                o["parameters"] = json!({ "binary_data_size": blobs.len() - start });
+            } else {
+                o["data"] = flat_json(&t.data);
+            }
+            o
+        })
+        .collect();
+    let mut resp = json!({
+        "model_name": name,
+        "model_version": answer.version.to_string(),
+        "outputs": outputs,
+        "parameters": { "prediction_id": answer.prediction_id, "route": answer.route.as_str(), "model": answer.model },
+    });
+    if let Some(id) = req.get("id") {
+        resp["id"] = id.clone();
+    }
+    let head = resp.to_string();
+    let mut response = if wanted.iter().any(|w| w.1) {
+        let head_len = head.len();
+        let mut body = head.into_bytes();
+        body.extend_from_slice(&blobs);
+        let mut r = (StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], body).into_response();
+        r.headers_mut().insert(HEADER_LENGTH, HeaderValue::from(head_len));
+        r
+    } else {
+        (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], head).into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(&answer.prediction_id) {
+        response.headers_mut().insert("x-steward-prediction-id", v);
+    }
+    Ok(response)
+}

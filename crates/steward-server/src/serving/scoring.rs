@@ -1,0 +1,178 @@
+//! The row-oriented scoring protocols: KServe v1 (`/v1/models/NAME:predict` with `instances`
+//! or `inputs`) and MLflow's scoring server (`/deployments/NAME/invocations` with
+//! `dataframe_split`, `dataframe_records`, `instances`, `inputs`, or a CSV body).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use steward_runtime::frame::{Cell, Frame};
+use steward_runtime::{Signature, Tensor};
+
+use super::oip::routing_key;
+use super::tensors::{from_nested, row_json};
+use super::{Answer, InferError};
+use crate::AppState;
+
+fn bad(m: impl Into<String>) -> InferError {
+    InferError::BadInput(m.into())
+}
+
+fn cell(v: &Value) -> Cell {
+    match v {
+        Value::Null => Cell::Null,
+        Value::Bool(b) => Cell::Bool(*b),
+        Value::Number(n) => Cell::Num(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => Cell::Text(s.clone()),
+        other => Cell::Text(other.to_string()),
+    }
+}
+
+fn records(v: &[Value]) -> Result<Frame, InferError> {
+    let mut names: Vec<String> = Vec::new();
+    for (i, r) in v.iter().enumerate() {
+        let o = r.as_object().ok_or_else(|| bad(format!("record {i} is not an object")))?;
+        for k in o.keys() {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+    }
+    let rows = v.iter().map(|r| names.iter().map(|n| r.get(n).map_or(Cell::Null, cell)).collect()).collect();
+    Ok(Frame::from_rows(names, rows)?)
+}
+
+/// `instances`: rows as objects (one key per column or input) or as arrays (the rows of a
+/// single-input model).
+fn instances(sig: &Signature, v: &Value) -> Result<Vec<Tensor>, InferError> {
+    let rows = v.as_array().ok_or_else(|| bad("'instances' must be a list of rows"))?;
+    if rows.first().is_some_and(Value::is_object) {
+        return Ok(records(rows)?.to_inputs(sig)?);
+    }
+    match sig.inputs.as_slice() {
+        [only] => Ok(vec![from_nested(&only.name, only.datatype, v)?]),
+        _ => Err(bad("this model has several inputs: send 'instances' as objects keyed by input name")),
+    }
+}
+
+/// `inputs`: a tensor per input name, or the single input's tensor.
+fn tensor_inputs(sig: &Signature, v: &Value) -> Result<Vec<Tensor>, InferError> {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .map(|(name, value)| {
+                let spec = sig.inputs.iter().find(|s| &s.name == name).ok_or_else(|| {
+                    bad(format!("'{name}' is not an input of this model, which takes {}", sig.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")))
+                })?;
+                from_nested(name, spec.datatype, value)
+            })
+            .collect(),
+        _ => instances(sig, v),
+    }
+}
+
+fn signature(s: &AppState, name: &str) -> Result<Signature, InferError> {
+    let routes = s.serving.routes(name).ok_or_else(|| InferError::UnknownDeployment(format!("deployment '{name}' does not exist")))?;
+    Ok(routes.champion.runtime.signature().clone())
+}
+
+fn json_body(body: &[u8]) -> Result<Map<String, Value>, InferError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("the request is not valid JSON: {e}")))?;
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(bad("the request must be a JSON object")),
+    }
+}
+
+fn with_id(mut r: Response, answer: &Answer) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&answer.prediction_id) {
+        r.headers_mut().insert("x-steward-prediction-id", v);
+    }
+    r
+}
+
+fn rows(answer: &Answer) -> usize {
+    answer.outputs.first().map_or(0, Tensor::rows)
+}
+
+/// One object per row with every output.
+fn row_records(answer: &Answer) -> Vec<Value> {
+    (0..rows(answer)).map(|r| Value::Object(answer.outputs.iter().map(|t| (t.name.clone(), row_json(t, r))).collect())).collect()
+}
+
+pub async fn v1_model(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    match signature(&s, &name) {
+        Ok(_) => axum::Json(json!({ "name": name, "ready": true })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /v1/models/NAME:predict`.
+pub async fn v1_predict(State(s): State<AppState>, Path(target): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = (|| {
+        let name = target.strip_suffix(":predict").ok_or_else(|| InferError::UnknownDeployment(format!("no endpoint for '{target}': use /v1/models/NAME:predict")))?;
+        let sig = signature(&s, name)?;
+        let req = json_body(&body)?;
+        let inputs = match (req.get("instances"), req.get("inputs")) {
+            (Some(v), None) => instances(&sig, v)?,
+            (None, Some(v)) => tensor_inputs(&sig, v)?,
+            _ => return Err(bad("send exactly one of 'instances' and 'inputs'")),
+        };
+        let key = routing_key(&headers, req.get("parameters").and_then(Value::as_object));
+        let answer = s.serving.infer(name, key.as_deref(), inputs, req.get("context").map(Value::to_string))?;
+        let predictions: Vec<Value> = match answer.outputs.as_slice() {
+            [only] => (0..rows(&answer)).map(|r| row_json(only, r)).collect(),
+            _ => row_records(&answer),
+        };
+        let body = json!({ "predictions": predictions, "prediction_id": answer.prediction_id, "model_version": answer.version.to_string() });
+        Ok(with_id(axum::Json(body).into_response(), &answer))
+    })();
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /deployments/NAME/invocations`: MLflow's scoring protocol.
+pub async fn invocations(State(s): State<AppState>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = (|| {
+        let sig = signature(&s, &name)?;
+        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+        let (inputs, context) = if content_type.starts_with("text/csv") {
+            (Frame::from_csv(&body[..], "the CSV body")?.to_inputs(&sig)?, None)
+        } else if content_type.starts_with("application/json") {
+            let req = json_body(&body)?;
+            let fields = ["dataframe_split", "dataframe_records", "instances", "inputs"];
+            let given: Vec<&str> = fields.iter().copied().filter(|f| req.contains_key(*f)).collect();
+            let [field] = given.as_slice() else {
+                return Err(bad(format!("send exactly one of {}; got {}", fields.join(", "), if given.is_empty() { "none".into() } else { given.join(", ") })));
+            };
+            let v = &req[*field];
+            let inputs = match *field {
+                "dataframe_split" => {
+                    let columns: Vec<String> = v
+                        .get("columns")
+                        .and_then(Value::as_array)
+                        .and_then(|c| c.iter().map(|n| n.as_str().map(str::to_owned)).collect())
+                        .ok_or_else(|| bad("dataframe_split needs 'columns', a list of names"))?;
+                    let data = v.get("data").and_then(Value::as_array).ok_or_else(|| bad("dataframe_split needs 'data', a list of rows"))?;
+                    let rows = data
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| r.as_array().map(|r| r.iter().map(cell).collect()).ok_or_else(|| bad(format!("dataframe_split row {i} is not a list"))))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Frame::from_rows(columns, rows)?.to_inputs(&sig)?
+                }
+                "dataframe_records" => records(v.as_array().ok_or_else(|| bad("dataframe_records must be a list of objects"))?)?.to_inputs(&sig)?,
+                "instances" => instances(&sig, v)?,
+                _ => tensor_inputs(&sig, v)?,
+            };
+            (inputs, req.get("context").map(Value::to_string))
+        } else {
+            return Err(InferError::BadInput(format!("content type '{content_type}' is not supported: use application/json or text/csv")));
+        };
+        let key = routing_key(&headers, None);
+        let answer = s.serving.infer(&name, key.as_deref(), inputs, context)?;
+        let body = json!({ "predictions": row_records(&answer) });
+        Ok(with_id((StatusCode::OK, axum::Json(body)).into_response(), &answer))
+    })();
+    result.unwrap_or_else(IntoResponse::into_response)
+}

@@ -1,0 +1,148 @@
+//! Tensors on the wire: JSON arrays (flat or nested) and the Open Inference Protocol's binary
+//! encoding (little-endian elements; BYTES as a 4-byte length before each element), both
+//! ways, plus per-row views of outputs for the row-oriented protocols.
+
+use serde_json::Value;
+use steward_runtime::{DType, Data, Tensor};
+
+use super::InferError;
+
+fn bad(msg: String) -> InferError {
+    InferError::BadInput(msg)
+}
+
+/// The shape of a nested JSON array (`[[1, 2], [3, 4]]` is `[2, 2]`), checking it is regular.
+pub fn nested_shape(name: &str, v: &Value) -> Result<Vec<usize>, InferError> {
+    let mut shape = Vec::new();
+    let mut cur = v;
+    while let Value::Array(a) = cur {
+        shape.push(a.len());
+        match a.first() {
+            Some(first) => cur = first,
+            None => break,
+        }
+    }
+    let mut flat = Vec::new();
+    flatten(v, &mut flat);
+    let n: usize = shape.iter().product();
+    if flat.len() != n {
+        return Err(bad(format!("input '{name}' is a ragged array: its rows differ in length")));
+    }
+    Ok(shape)
+}
+
+pub fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+    match v {
+        Value::Array(a) => a.iter().for_each(|x| flatten(x, out)),
+        other => out.push(other),
+    }
+}
+
+/// JSON values as elements of `dtype`; `null` stands for a missing float (NaN).
+pub fn typed(name: &str, dtype: DType, values: &[&Value]) -> Result<Data, InferError> {
+    let wrong = |i: usize, v: &Value| bad(format!("input '{name}' element {i} ({v}) is not a {dtype} value"));
+    macro_rules! each {
+        ($f:expr) => {
+            values.iter().enumerate().map(|(i, v)| $f(v).ok_or_else(|| wrong(i, v))).collect::<Result<Vec<_>, _>>()?
+        };
+    }
+    Ok(match dtype {
+        DType::Fp32 => Data::Fp32(each!(|v: &Value| if v.is_null() { Some(f32::NAN) } else { v.as_f64().map(|x| x as f32) })),
+        DType::Fp64 => Data::Fp64(each!(|v: &Value| if v.is_null() { Some(f64::NAN) } else { v.as_f64() })),
+        DType::Int64 => Data::Int64(each!(|v: &Value| v.as_i64())),
+        DType::Int32 => Data::Int32(each!(|v: &Value| v.as_i64().and_then(|x| i32::try_from(x).ok()))),
+        DType::Bool => Data::Bool(each!(|v: &Value| v.as_bool())),
+        DType::Bytes => Data::Bytes(each!(|v: &Value| v.as_str().map(str::to_owned))),
+    })
+}
+
+/// A JSON (possibly nested) array as a tensor of `dtype`, its shape taken from the nesting.
+pub fn from_nested(name: &str, dtype: DType, v: &Value) -> Result<Tensor, InferError> {
+    let shape = nested_shape(name, v)?;
+    let mut flat = Vec::new();
+    flatten(v, &mut flat);
+    Ok(Tensor::new(name, shape, typed(name, dtype, &flat)?))
+}
+
+/// Decodes an OIP binary tensor.
+pub fn from_binary(name: &str, dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<Data, InferError> {
+    let n: usize = shape.iter().product();
+    if let Some(width) = dtype.width()
+        && bytes.len() != n * width
+    {
+        return Err(bad(format!("input '{name}' has {} bytes of binary data; shape {shape:?} of {dtype} needs {}", bytes.len(), n * width)));
+    }
+    macro_rules! le {
+        ($t:ty, $w:expr) => {
+            bytes.chunks_exact($w).map(|c| <$t>::from_le_bytes(c.try_into().expect("exact chunk"))).collect()
+        };
+    }
+    Ok(match dtype {
+        DType::Fp32 => Data::Fp32(le!(f32, 4)),
+        DType::Fp64 => Data::Fp64(le!(f64, 8)),
+        DType::Int32 => Data::Int32(le!(i32, 4)),
+        DType::Int64 => Data::Int64(le!(i64, 8)),
+        DType::Bool => Data::Bool(bytes.iter().map(|b| *b != 0).collect()),
+        DType::Bytes => {
+            let mut out = Vec::with_capacity(n);
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                let (len, tail) = rest.split_at_checked(4).ok_or_else(|| bad(format!("input '{name}': truncated BYTES element")))?;
+                let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+                let (s, tail) = tail.split_at_checked(len).ok_or_else(|| bad(format!("input '{name}': truncated BYTES element")))?;
+                out.push(String::from_utf8(s.to_vec()).map_err(|_| bad(format!("input '{name}': a BYTES element is not UTF-8")))?);
+                rest = tail;
+            }
+            if out.len() != n {
+                return Err(bad(format!("input '{name}' has {} BYTES elements; shape {shape:?} needs {n}", out.len())));
+            }
+            Data::Bytes(out)
+        }
+    })
+}
+
+/// Encodes a tensor's elements in the OIP binary form.
+pub fn to_binary(d: &Data, out: &mut Vec<u8>) {
+    match d {
+        Data::Fp32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Data::Fp64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Data::Int32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Data::Int64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Data::Bool(v) => out.extend(v.iter().map(|b| u8::from(*b))),
+        Data::Bytes(v) => v.iter().for_each(|s| {
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }),
+    }
+}
+
+fn element(d: &Data, i: usize) -> Value {
+    match d {
+        Data::Bool(v) => v[i].into(),
+        Data::Int32(v) => v[i].into(),
+        Data::Int64(v) => v[i].into(),
+        Data::Fp32(v) => serde_json::Number::from_f64(f64::from(v[i])).map_or(Value::Null, |n| {
+            // f32 printed through f64 would show binary noise (0.1 as 0.10000000149...).
+            let s = v[i].to_string();
+            s.parse::<serde_json::Number>().map(Value::Number).unwrap_or(Value::Number(n))
+        }),
+        Data::Fp64(v) => serde_json::Number::from_f64(v[i]).map_or(Value::Null, Value::Number),
+        Data::Bytes(v) => v[i].clone().into(),
+    }
+}
+
+/// All elements, flat.
+pub fn flat_json(d: &Data) -> Value {
+    Value::Array((0..d.len()).map(|i| element(d, i)).collect())
+}
+
+/// Row `r` of an output: a scalar for one value per row, else a list.
+pub fn row_json(t: &Tensor, r: usize) -> Value {
+    let rows = t.rows().max(1);
+    let width = t.data.len() / rows;
+    if width == 1 && t.shape.len() <= 2 {
+        element(&t.data, r)
+    } else {
+        Value::Array((r * width..(r + 1) * width).map(|i| element(&t.data, i)).collect())
+    }
+}
