@@ -171,6 +171,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/steward/v1/users", axum::routing::post(steward_api::create_user))
         .route("/api/steward/v1/deployments", get(serving::api::list).post(serving::api::create))
         .route("/api/steward/v1/deployments/{name}", get(serving::api::get).patch(serving::api::update).delete(serving::api::delete))
+        .route("/api/steward/v1/deployments/{name}/predictions", get(serving::api::predictions))
         .route("/api/steward/v1/feedback", post(serving::api::feedback))
         .route("/api/steward/v1/predictions/{id}", get(serving::api::prediction))
         .route("/metrics", get(serving::api::metrics))

@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use steward_core::Error;
-use steward_core::serving::{Challenger, DeploymentSpec, Feedback, ModelRef};
+use steward_core::serving::{Challenger, DeploymentSpec, Feedback, ModelRef, PredictionRecord};
 
 use crate::AppState;
 use crate::error::ApiResult;
@@ -128,9 +128,9 @@ pub async fn feedback(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Va
     Ok(Json(json!({ "recorded": feedback.len() })))
 }
 
-pub async fn prediction(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let (record, label) = s.store.get_prediction(&id).await?;
-    let mut out = serde_json::to_value(&record).map_err(|e| Error::internal(e.to_string()))?;
+/// A logged prediction as the API shows it: its JSON fields parsed, its label if known.
+fn record_json(record: &PredictionRecord, label: Option<Value>) -> Result<Value, Error> {
+    let mut out = serde_json::to_value(record).map_err(|e| Error::internal(e.to_string()))?;
     for field in ["inputs", "outputs", "context"] {
         if let Some(Value::String(text)) = out.get(field) {
             out[field] = serde_json::from_str(text).unwrap_or(Value::Null);
@@ -139,7 +139,25 @@ pub async fn prediction(State(s): State<AppState>, Path(id): Path<String>) -> Ap
     if let Some(label) = label {
         out["label"] = label;
     }
-    Ok(Json(json!({ "prediction": out })))
+    Ok(out)
+}
+
+pub async fn prediction(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let (record, label) = s.store.get_prediction(&id).await?;
+    Ok(Json(json!({ "prediction": record_json(&record, label)? })))
+}
+
+/// `GET /api/steward/v1/deployments/NAME/predictions?since=MS&max_results=N`: the prediction
+/// log of a deployment, oldest first (shadow records included, with their `parent_id`).
+pub async fn predictions(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
+    let since = f.opt_i64("since")?.unwrap_or(0);
+    let limit = f.opt_i64("max_results")?.unwrap_or(1000);
+    if !(1..=50_000).contains(&limit) {
+        return Err(Error::invalid(format!("max_results must be between 1 and 50000, got {limit}")).into());
+    }
+    let records = s.store.predictions(&name, since, limit).await?;
+    let out = records.iter().map(|r| record_json(r, None)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({ "predictions": out })))
 }
 
 pub async fn metrics(State(s): State<AppState>) -> Response {

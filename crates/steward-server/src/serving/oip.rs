@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use steward_runtime::{DType, Tensor};
 
-use super::tensors::{flat_json, flatten, from_binary, to_binary, typed};
+use super::tensors::{flat_json, flatten, from_binary, parse_json, to_binary, typed};
 use super::{InferError, Routes};
 use crate::AppState;
 
@@ -139,7 +139,7 @@ fn infer_inner(s: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Re
         }
         None => (body, &[][..]),
     };
-    let req: Value = serde_json::from_slice(head).map_err(|e| bad(format!("the request is not valid JSON: {e}")))?;
+    let req = parse_json(head)?;
     let req = req.as_object().ok_or_else(|| bad("the request must be a JSON object"))?;
     let inputs = parse_inputs(req, binary)?;
     let parameters = req.get("parameters").and_then(Value::as_object);

@@ -11,7 +11,7 @@ use steward_runtime::frame::{Cell, Frame};
 use steward_runtime::{Signature, Tensor};
 
 use super::oip::routing_key;
-use super::tensors::{from_nested, row_json};
+use super::tensors::{from_nested, parse_json, row_json};
 use super::{Answer, InferError};
 use crate::AppState;
 
@@ -78,7 +78,7 @@ fn signature(s: &AppState, name: &str) -> Result<Signature, InferError> {
 }
 
 fn json_body(body: &[u8]) -> Result<Map<String, Value>, InferError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("the request is not valid JSON: {e}")))?;
+    let v = parse_json(body)?;
     match v {
         Value::Object(m) => Ok(m),
         _ => Err(bad("the request must be a JSON object")),

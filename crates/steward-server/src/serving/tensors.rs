@@ -146,3 +146,31 @@ pub fn row_json(t: &Tensor, r: usize) -> Value {
         Value::Array((r * width..(r + 1) * width).map(|i| element(&t.data, i)).collect())
     }
 }
+
+/// Parses a request body as JSON, accepting the bare `NaN` that Python's `json` module writes
+/// for missing values (read as null, which float inputs take as NaN).
+pub fn parse_json(body: &[u8]) -> Result<Value, InferError> {
+    match serde_json::from_slice(body) {
+        Ok(v) => Ok(v),
+        Err(first) => {
+            let mut out = Vec::with_capacity(body.len());
+            let (mut in_string, mut escaped, mut i) = (false, false, 0);
+            while i < body.len() {
+                let b = body[i];
+                if in_string {
+                    in_string = escaped || b != b'"';
+                    escaped = !escaped && b == b'\\';
+                } else if b == b'"' {
+                    in_string = true;
+                } else if body[i..].starts_with(b"NaN") {
+                    out.extend_from_slice(b"null");
+                    i += 3;
+                    continue;
+                }
+                out.push(b);
+                i += 1;
+            }
+            serde_json::from_slice(&out).map_err(|_| bad(format!("the request is not valid JSON: {first}")))
+        }
+    }
+}
