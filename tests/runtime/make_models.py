@@ -32,6 +32,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 
 # Every case the matrix holds; main() checks it built exactly these.
 CASE_NAMES = [
@@ -40,6 +41,8 @@ CASE_NAMES = [
     "rf_classifier_multiclass", "gb_classifier_multiclass", "xgb_classifier_multiclass", "lgbm_classifier_multiclass",
     "rf_regressor", "gb_regressor", "xgb_regressor", "lgbm_regressor",
     "pipeline_impute_scale_onehot",
+    # Default exports never use these; the same trees with the attribute changed exercise them.
+    "tree_classifier_multiclass_probit", "gb_classifier_multiclass_softmax_zero", "rf_regressor_average",
 ]
 
 ROWS_TRAIN = 2000
@@ -103,7 +106,37 @@ def cases(rng):
     lg = lightgbm.LGBMRegressor(n_estimators=40, num_leaves=15, verbose=-1).fit(with_missing(x, rng), y)
     out.append(("lgbm_regressor", convert_lightgbm(lg, initial_types=[("input", MlFloat([None, FEATURES]))]), frame(with_missing(score, rng))))
     out.append(pipeline_case(rng))
+    by_name = {name: (model, frame) for name, model, frame in out}
+    # PROBIT magnifies the last-ulp differences of summing trees in another order near 0 and 1,
+    # so it runs on one tree, whose leaf probabilities reach it unsummed.
+    x, y, score = classification(3, rng, 50)
+    tree = DecisionTreeClassifier(max_depth=6, min_samples_leaf=20, random_state=1).fit(x, y)
+    by_name["tree_classifier_multiclass"] = (skl(tree, x), frame(with_missing(score, rng)))
+    out.append(variant(by_name, "tree_classifier_multiclass", "tree_classifier_multiclass_probit", post_transform=b"PROBIT"))
+    out.append(variant(by_name, "gb_classifier_multiclass", "gb_classifier_multiclass_softmax_zero", post_transform=b"SOFTMAX_ZERO"))
+    out.append(variant(by_name, "rf_regressor", "rf_regressor_average", aggregate_function=b"AVERAGE", scale_weights=True))
     return out
+
+
+def variant(by_name, source, name, scale_weights=False, **attributes):
+    """A copy of a case's model with tree-ensemble attributes changed. `scale_weights`
+    multiplies the leaf weights by the number of trees (SUM of averages becomes AVERAGE)."""
+    import copy
+    import onnx
+    model, frame = by_name[source]
+    model = copy.deepcopy(model)
+    node = next(n for n in model.graph.node if n.op_type.startswith("TreeEnsemble"))
+    trees = len(set(onnx.helper.get_attribute_value(next(a for a in node.attribute if a.name == "nodes_treeids"))))
+    for a in list(node.attribute):
+        if a.name in attributes:
+            node.attribute.remove(a)
+        elif scale_weights and a.name == "target_weights":
+            weights = [w * trees for w in a.floats]
+            node.attribute.remove(a)
+            node.attribute.append(onnx.helper.make_attribute("target_weights", weights))
+    for key, value in attributes.items():
+        node.attribute.append(onnx.helper.make_attribute(key, value))
+    return (name, model, frame)
 
 
 def pipeline_case(rng):

@@ -210,15 +210,36 @@ impl Labels {
         }
     }
 
-    /// The label tensor `[rows]` for the chosen class indices.
-    pub fn tensor(&self, picks: &[usize]) -> TractResult<TValue> {
+    /// The label tensor `[rows]` for the chosen classes.
+    pub fn tensor(&self, picks: &[Pick]) -> TractResult<TValue> {
         let n = picks.len();
+        let index = |p: &Pick| match *p {
+            Pick::Class(i) => i,
+            Pick::Raw(b) => usize::from(b),
+        };
         Ok(match self {
-            Self::Ints(v) => Tensor::from_shape(&[n], &picks.iter().map(|&i| v[i]).collect::<Vec<_>>())?,
-            Self::Strings(v) => tract_ndarray::Array1::from_iter(picks.iter().map(|&i| v[i].clone())).into_tensor(),
+            Self::Ints(v) => Tensor::from_shape(
+                &[n],
+                &picks
+                    .iter()
+                    .map(|p| match *p {
+                        Pick::Class(i) => v[i],
+                        Pick::Raw(b) => i64::from(b),
+                    })
+                    .collect::<Vec<_>>(),
+            )?,
+            Self::Strings(v) => tract_ndarray::Array1::from_iter(picks.iter().map(|p| v[index(p).min(v.len() - 1)].clone())).into_tensor(),
         }
         .into_tvalue())
     }
+}
+
+/// A classifier's decision for one row: a class index, or (where onnxruntime answers with the
+/// bare integers 1 and 0 instead of class labels) positive or not.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Pick {
+    Class(usize),
+    Raw(bool),
 }
 
 /// An evaluation error caused by the values of a request (an unseen category where the model

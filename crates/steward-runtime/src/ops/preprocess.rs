@@ -6,10 +6,16 @@ use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 
 use super::transform::PostTransform;
-use super::{Kernel, Labels, OutShape, OutSpec, floats, ints, matrix, op, strings};
+use super::{Kernel, Labels, OutShape, OutSpec, Pick, floats, ints, matrix, op, strings};
 
 fn float_like_input() -> Vec<OutSpec> {
     vec![OutSpec { dt: DatumType::F32, shape: OutShape::LikeInput }]
+}
+
+/// Broadcasts a per-column attribute: its own value per column when it has `cols` of them,
+/// else its first value everywhere (onnxruntime's Imputer rule).
+fn per_column_or_first(values: &[f32], cols: usize) -> Vec<f32> {
+    if values.len() == cols { values.to_vec() } else { vec![values[0]; cols] }
 }
 
 /// Broadcasts a per-column attribute of length 1 or `cols`.
@@ -80,7 +86,7 @@ impl Kernel for Imputer {
     }
     fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let (x, _rows, cols) = matrix(&inputs[0])?;
-        let values = per_column(&self.values, cols, "Imputer imputed values")?;
+        let values = per_column_or_first(&self.values, cols);
         let data = x.try_as_plain_ram()?.as_slice::<f32>()?;
         let missing = |v: f32| if self.replaced.is_nan() { v.is_nan() } else { v == self.replaced };
         let out = data.iter().enumerate().map(|(i, &v)| if missing(v) { values[i % cols] } else { v }).collect();
@@ -148,14 +154,15 @@ impl Kernel for OneHotEncoder {
             Categories::Strings(cats) => {
                 ensure!(input.datum_type() == DatumType::String, "OneHotEncoder with string categories got {:?} input", input.datum_type());
                 for v in input.try_as_plain_ram()?.as_slice::<String>()? {
-                    self.encode(&mut out, cats.iter().position(|c| c == v), v)?;
+                    self.encode(&mut out, cats.iter().rposition(|c| c == v), v)?;
                 }
             }
             Categories::Ints(cats) => {
                 let as_int = input.cast_to::<f64>()?;
                 for &v in as_int.try_as_plain_ram()?.as_slice::<f64>()? {
-                    let v = v as i64;
-                    self.encode(&mut out, cats.iter().position(|&c| c == v), &v)?;
+                    // Truncation toward zero, as onnxruntime casts; NaN matches no category.
+                    let at = if v.is_nan() { None } else { cats.iter().rposition(|&c| c == v as i64) };
+                    self.encode(&mut out, at, &v)?;
                 }
             }
         }
@@ -216,18 +223,25 @@ impl Kernel for Normalizer {
         let (x, _rows, cols) = matrix(&inputs[0])?;
         let mut out = x.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
         for row in out.chunks_mut(cols.max(1)) {
+            // A zero norm leaves the row as it is (onnxruntime's rule).
             match self.norm {
                 Norm::Max => {
                     let max = row.iter().copied().fold(f32::MIN, f32::max);
-                    row.iter_mut().for_each(|v| *v /= max);
+                    if max != 0.0 {
+                        row.iter_mut().for_each(|v| *v /= max);
+                    }
                 }
                 Norm::L1 => {
                     let sum: f32 = row.iter().map(|v| v.abs()).sum();
-                    row.iter_mut().for_each(|v| *v /= sum);
+                    if sum != 0.0 {
+                        row.iter_mut().for_each(|v| *v /= sum);
+                    }
                 }
                 Norm::L2 => {
-                    let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-                    row.iter_mut().for_each(|v| *v /= norm);
+                    let sum: f32 = row.iter().map(|v| v * v).sum();
+                    if sum != 0.0 {
+                        row.iter_mut().for_each(|v| *v = v.signum() * (*v * *v / sum).sqrt());
+                    }
                 }
             }
         }
@@ -289,21 +303,21 @@ impl Kernel for LinearClassifier {
                 *s = dot + self.intercepts.get(t).copied().unwrap_or(0.0);
             }
             let out = &mut scores[r * width..(r + 1) * width];
-            if self.targets == 1 && width == 2 {
+            if self.targets == 1 {
+                // One score per row: onnxruntime applies no transform but PROBIT, and with two
+                // labels writes [1 - s, s].
                 let score = row_scores[0];
-                picks.push(if score > 0.0 { 1 } else { 0 });
-                match self.post {
-                    PostTransform::Logistic => {
-                        out[1] = super::transform::logistic(score);
-                        out[0] = 1.0 - out[1];
-                    }
-                    _ => {
-                        out[1] = score;
-                        out[0] = -score;
-                    }
+                let v = if self.post == PostTransform::Probit { super::transform::probit(score) } else { score };
+                if width == 2 {
+                    picks.push(Pick::Class(usize::from(score > 0.0)));
+                    out[0] = 1.0 - v;
+                    out[1] = v;
+                } else {
+                    picks.push(Pick::Raw(score > 0.0));
+                    out[0] = v;
                 }
             } else {
-                picks.push(argmax(&row_scores));
+                picks.push(Pick::Class(argmax(&row_scores)));
                 out.copy_from_slice(&row_scores);
                 self.post.apply(out);
             }

@@ -50,7 +50,7 @@ fn erf_inv(x: f32) -> f32 {
     let sgn = if x < 0.0 { -1.0f32 } else { 1.0 };
     let x = (1.0 - x) * (1.0 + x);
     let log = x.ln();
-    let v = 2.0 / (3.14159f32 * 0.147) + 0.5 * log;
+    let v = 2.0 / (std::f32::consts::PI * 0.147) + 0.5 * log;
     let v2 = 1.0 / 0.147f32 * log;
     let v3 = -v + (v * v - v2).sqrt();
     sgn * v3.sqrt()

@@ -9,7 +9,7 @@ use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 
 use super::transform::{PostTransform, logistic, probit};
-use super::{Kernel, Labels, OutShape, OutSpec, floats, ints, matrix, op, strings};
+use super::{Kernel, Labels, OutShape, OutSpec, Pick, floats, ints, matrix, op, strings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -286,65 +286,102 @@ pub(super) fn classifier(_: &ParsingContext, node: &NodeProto) -> TractResult<(B
 }
 
 impl Classifier {
-    /// One row: raw per-class sums in, final probabilities out; returns the class index.
-    fn finalize(&self, scores: &mut [f32], has: &mut [bool]) -> usize {
+    /// One row, following onnxruntime's TreeAggregatorClassifier: raw per-class sums in,
+    /// final scores out; returns the label.
+    fn finalize(&self, s: &mut [f32], has: &mut [bool]) -> Pick {
         let e = &self.ensemble;
         let base = &e.base_values;
-        if scores.len() > 2 {
+        if s.len() > 2 {
             for (k, &b) in base.iter().enumerate() {
-                scores[k] = if has[k] { scores[k] + b } else { b };
+                s[k] = if has[k] { s[k] + b } else { b };
                 has[k] = true;
             }
+            // The first maximum among classes that have a score.
             let mut best: Option<usize> = None;
-            for k in 0..scores.len() {
-                if has[k] && best.is_none_or(|b| scores[k] > scores[b]) {
+            for k in 0..s.len() {
+                if has[k] && best.is_none_or(|b| s[k] > s[b]) {
                     best = Some(k);
                 }
             }
-            e.post.apply(scores);
-            return best.unwrap_or(0);
+            e.post.apply(s);
+            return Pick::Class(best.unwrap_or(0));
+        }
+        if s.len() == 1 {
+            // One class: one score, transformed only by PROBIT.
+            match base.len() {
+                2 => s[0] += base[1],
+                1 => s[0] += base[0],
+                _ => {}
+            }
+            let positive = s[0] > 0.0;
+            if e.post == PostTransform::Probit {
+                s[0] = probit(s[0]);
+            }
+            return Pick::Raw(positive);
         }
         // Two classes.
-        if base.len() == 2 {
-            scores[0] += base[0];
-            scores[1] += base[1];
-        } else if base.len() == 1 {
-            scores[0] += base[0];
-        }
-        if self.binary_case {
-            // One score per row, for the class the leaves vote for.
-            let cls = self.ensemble.weights[0].0 as usize;
-            let s = scores[cls];
-            let positive;
-            match e.post {
-                PostTransform::Logistic => {
-                    let p = logistic(s);
-                    positive = p;
-                    scores[1] = p;
-                    scores[0] = 1.0 - p;
-                }
-                PostTransform::Probit => {
-                    let p = probit(s);
-                    positive = p;
-                    scores[1] = p;
-                    scores[0] = 1.0 - p;
-                }
-                _ => {
-                    positive = s;
-                    if self.weights_all_positive {
-                        scores[1] = s;
-                        scores[0] = 1.0 - s;
-                    } else {
-                        scores[1] = s;
-                        scores[0] = -s;
-                    }
-                }
+        let mut was: i8 = -1;
+        let mut single = false;
+        match base.len() {
+            2 if has[1] => {
+                // onnxruntime adds class 0's sum here, not class 1's; kept for identical answers.
+                s[1] = base[1] + s[0];
+                s[0] = -s[1];
+                has[1] = true;
             }
-            let threshold = if e.post == PostTransform::None && self.weights_all_positive { 0.5 } else if e.post == PostTransform::None { 0.0 } else { 0.5 };
-            return usize::from(positive > threshold);
+            2 => {
+                s[1] += base[1];
+                s[0] += base[0];
+            }
+            1 => {
+                s[0] += base[0];
+                single = !has[1];
+            }
+            0 => {
+                was = 3;
+                single = !has[1];
+            }
+            _ => {}
         }
-        e.post.apply(scores);
-        usize::from(scores[1] > scores[0])
+        let pos = if !single && has[1] { s[1] } else if has[0] { s[0] } else { 0.0 };
+        let pick = if self.binary_case {
+            let positive = if self.weights_all_positive { pos > 0.5 } else { pos > 0.0 };
+            was = match (self.weights_all_positive, positive) {
+                (true, true) => 0,
+                (true, false) => 1,
+                (false, true) => 2,
+                (false, false) => 3,
+            };
+            Pick::Class(usize::from(positive))
+        } else {
+            Pick::Raw(pos > 0.0)
+        };
+        if !single {
+            e.post.apply(s);
+            return pick;
+        }
+        let v = s[0];
+        match (e.post, was) {
+            // onnxruntime writes only the first column here; the second is its complement.
+            (PostTransform::Probit, _) => {
+                s[0] = probit(v);
+                s[1] = 1.0 - s[0];
+            }
+            (_, 0 | 1) => {
+                s[0] = 1.0 - v;
+                s[1] = v;
+            }
+            (PostTransform::Logistic, 2 | 3) => {
+                s[0] = logistic(-v);
+                s[1] = logistic(v);
+            }
+            (_, 2 | 3) => {
+                s[0] = -v;
+                s[1] = v;
+            }
+            _ => s[1] = 0.0,
+        }
+        pick
     }
 }
 
