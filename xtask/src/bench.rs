@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::env;
 
 /// Kills the child process when dropped, so a failed benchmark leaves no server behind.
-struct Guard(Child);
+pub struct Guard(pub Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -22,11 +22,11 @@ impl Drop for Guard {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn wait_healthy(url: &str, what: &str) -> anyhow::Result<()> {
+pub fn wait_healthy(url: &str, what: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         let ok = Command::new("curl").args(["-sf", &format!("{url}/health")]).stdout(Stdio::null()).stderr(Stdio::null()).status();
@@ -58,7 +58,7 @@ fn start_mlflow(venv: &Path, dir: &Path) -> anyhow::Result<(Guard, String)> {
     Ok((guard, url))
 }
 
-fn start_steward(dir: &Path) -> anyhow::Result<(Guard, String)> {
+pub fn start_steward(dir: &Path) -> anyhow::Result<(Guard, String)> {
     let port = free_port()?;
     let child = Command::new(env::target_dir().join("release/steward"))
         .args(["server", "--port", &port.to_string()])

@@ -2,6 +2,7 @@
 //! `cargo xtask bench <what>` (side-by-side benchmarks against the peer tools).
 
 mod bench;
+mod bench_serve;
 mod env;
 
 use std::process::ExitCode;
@@ -10,14 +11,18 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci                 build, then run every test: Rust unit and integration tests (SQLite and
-                     PostgreSQL) and the MLflow-client suite on SQLite and on PostgreSQL
-  bench tracking     steward vs `mlflow server` (SQLite): log-batch, create-run, search-runs";
+                     PostgreSQL), the MLflow-client and serving suite on SQLite and on
+                     PostgreSQL, and the runtime conformance matrix against onnxruntime
+  bench tracking     steward vs `mlflow server` (SQLite): log-batch, create-run, search-runs
+  bench serve        steward vs `mlflow models serve`: one-row scoring throughput and latency,
+                     and in-process one-row latency vs onnxruntime";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["ci"] => ci(),
         ["bench", "tracking"] => bench::tracking(),
+        ["bench", "serve"] => bench_serve::serve(),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
