@@ -294,3 +294,25 @@ def test_prediction_log_feedback_and_metrics(server, gb_model):
     deploy(server, "delete", name)
     assert name not in deploy(server, "list")
     assert requests.post(f"{server['url']}/v2/models/{name}/infer", json={"inputs": []}).status_code == 404
+
+
+def test_batch_predict_from_the_registry(server, gb_model, tmp_path):
+    name = unique("batch")
+    version = register(name, gb_model)
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
+    x, _ = data(seed=9, rows=300)
+    x[::11, 2] = np.nan
+    import pandas as pd
+    pd.DataFrame(x, columns=[f"f{i}" for i in range(FEATURES)]).to_parquet(tmp_path / "rows.parquet")
+    proc = subprocess.run([steward_bin(), "predict", "--model", f"models:/{name}@champion", "--tracking-uri", server["url"],
+                           "--input", str(tmp_path / "rows.parquet"), "--output", str(tmp_path / "scored.csv")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    scored = pd.read_csv(tmp_path / "scored.csv")
+    label, proba = ort.InferenceSession(gb_model.SerializeToString()).run(None, {"input": x})
+    assert scored["output_label"].tolist() == label.tolist()
+    np.testing.assert_allclose(scored["output_probability_1"], [p[1] for p in proba], atol=1e-5)
+    proc = subprocess.run([steward_bin(), "predict", "--model", f"models:/{name}@missing", "--tracking-uri", server["url"],
+                           "--input", str(tmp_path / "rows.parquet"), "--output", str(tmp_path / "x.csv")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "missing" in proc.stderr

@@ -57,3 +57,26 @@ def test_nan_is_refused_where_the_model_cannot_take_it(models_dir, tmp_path):
     )
     assert proc.returncode == 1
     assert "input 'input' contains NaN" in proc.stderr
+
+
+@pytest.mark.parametrize("case", ["pipeline_impute_scale_onehot", "xgb_classifier_multiclass"])
+def test_parquet_in_and_out(models_dir, case, tmp_path):
+    """The batch scorer reads and writes Parquet (typed columns, nulls as missing values)."""
+    rows = pd.read_csv(models_dir / f"{case}.csv")
+    rows.to_parquet(tmp_path / "rows.parquet")
+    out = tmp_path / "scored.parquet"
+    subprocess.run(
+        [steward_bin(), "predict", "--model", str(models_dir / f"{case}.onnx"),
+         "--input", str(tmp_path / "rows.parquet"), "--output", str(out)],
+        check=True, capture_output=True, text=True,
+    )
+    got = pd.read_parquet(out)
+    expected = json.loads((models_dir / f"{case}.expected.json").read_text())
+    for name, e in expected.items():
+        want = np.array(e["data"]).reshape(e["shape"])
+        have = got[output_columns(name, e["shape"])].to_numpy().reshape(want.shape)
+        if e["dtype"].startswith("int"):
+            assert got[output_columns(name, e["shape"])[0]].dtype == np.int64
+            assert (have == want).all()
+        else:
+            assert np.abs(have - want).max() <= 1e-5

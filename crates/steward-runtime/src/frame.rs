@@ -98,20 +98,31 @@ impl Frame {
             .collect()
     }
 
-    /// Output tensors as columns: `name` for one value per row, `name_0..` for several.
+    /// Output tensors as columns (see [`output_columns`]).
     pub fn from_outputs(outputs: &[Tensor]) -> Self {
         let mut columns = Vec::new();
         for t in outputs {
-            let rows = t.rows();
-            let width = if rows == 0 { 0 } else { t.data.len() / rows };
-            for j in 0..width {
-                let name = if width == 1 { t.name.clone() } else { format!("{}_{j}", t.name) };
+            let (rows, width) = (t.rows(), output_width(t));
+            for (j, name) in output_columns(t).into_iter().enumerate() {
                 let cells = (0..rows).map(|r| cell(&t.data, r * width + j)).collect();
                 columns.push((name, cells));
             }
         }
         Self { columns }
     }
+}
+
+/// Values per row of an output.
+pub fn output_width(t: &Tensor) -> usize {
+    let rows = t.rows();
+    if rows == 0 { 0 } else { t.data.len() / rows }
+}
+
+/// The columns an output becomes: `name` for one value per row, `name_0`, `name_1`, ... for
+/// several. Element `r * width + j` of the tensor is row `r` of column `j`.
+pub fn output_columns(t: &Tensor) -> Vec<String> {
+    let width = output_width(t);
+    (0..width).map(|j| if width == 1 { t.name.clone() } else { format!("{}_{j}", t.name) }).collect()
 }
 
 fn cell(data: &Data, i: usize) -> Cell {

@@ -1,8 +1,9 @@
 //! `steward deploy`: manages deployments on a running server through
 //! `/api/steward/v1/deployments`.
 
-use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
+
+use crate::remote::send;
 
 #[derive(clap::Subcommand)]
 pub enum DeployCommand {
@@ -69,26 +70,7 @@ pub struct ServerArgs {
 }
 
 fn client(server: &ServerArgs) -> anyhow::Result<(reqwest::Client, String)> {
-    let base = server.tracking_uri.trim_end_matches('/').to_owned();
-    if !base.starts_with("http://") && !base.starts_with("https://") {
-        bail!("--tracking-uri must be an http(s) URL of a running steward server, got '{base}'");
-    }
-    Ok((reqwest::Client::new(), format!("{base}/api/steward/v1/deployments")))
-}
-
-async fn send(req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-    let req = match std::env::var("MLFLOW_TRACKING_TOKEN") {
-        Ok(token) => req.bearer_auth(token),
-        Err(_) => req,
-    };
-    let resp = req.send().await.context("contacting the steward server")?;
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let message = body.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| body.to_string());
-        bail!("{message} (HTTP {})", status.as_u16());
-    }
-    Ok(body)
+    Ok((reqwest::Client::new(), format!("{}/api/steward/v1/deployments", crate::remote::base(&server.tracking_uri)?)))
 }
 
 fn route_fields(body: &mut Value, routes: &RouteArgs) {

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 mod deploy;
+mod remote;
 mod table;
 
 #[derive(Parser)]
@@ -39,13 +40,17 @@ enum Command {
 
 #[derive(clap::Args)]
 struct PredictArgs {
-    /// The model: a path to an .onnx file
+    /// The model: a path to an .onnx file, or a registered version (models:/NAME@ALIAS,
+    /// models:/NAME/VERSION) fetched from --tracking-uri
     #[arg(long)]
-    model: PathBuf,
-    /// Rows to score (CSV with a header row)
+    model: String,
+    /// The Steward server that resolves models:/ references
+    #[arg(long, env = "MLFLOW_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
+    tracking_uri: String,
+    /// Rows to score: CSV with a header row, or Parquet
     #[arg(long)]
     input: PathBuf,
-    /// Where to write the outputs (CSV): one column per output value
+    /// Where to write the outputs (.csv or .parquet): one column per output value
     #[arg(long)]
     output: PathBuf,
 }
@@ -227,13 +232,17 @@ async fn token(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
-    let model = steward_runtime::Model::load(&bytes).with_context(|| format!("loading {}", args.model.display()))?;
+async fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
+    let bytes = if args.model.starts_with("models:/") {
+        remote::fetch_model(&args.tracking_uri, &args.model).await?
+    } else {
+        std::fs::read(&args.model).with_context(|| format!("reading {}", args.model))?
+    };
+    let model = steward_runtime::Model::load(&bytes).with_context(|| format!("loading {}", args.model))?;
     let frame = table::read(&args.input)?;
     let inputs = frame.to_inputs(model.signature()).with_context(|| format!("reading {} as the model's inputs", args.input.display()))?;
     let outputs = model.predict(&inputs).with_context(|| format!("scoring {}", args.input.display()))?;
-    table::write(&args.output, &steward_runtime::frame::Frame::from_outputs(&outputs))?;
+    table::write_outputs(&args.output, &outputs)?;
     println!("scored {} rows into {}", frame.rows(), args.output.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -263,7 +272,7 @@ fn main() -> ExitCode {
             Command::Audit(cmd) => audit(cmd).await,
             Command::User(cmd) => user(cmd).await,
             Command::Token(cmd) => token(cmd).await,
-            Command::Predict(args) => predict(args),
+            Command::Predict(args) => predict(args).await,
             Command::Deploy(cmd) => deploy::run(cmd).await.map(|()| ExitCode::SUCCESS),
         }
     });

@@ -1,27 +1,136 @@
-//! Reading and writing tables for the batch commands: CSV files to and from the runtime's
-//! [`Frame`].
+//! Reading and writing tables for the batch commands: CSV and Parquet files to and from the
+//! runtime's [`Frame`] and output tensors.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use steward_runtime::frame::{Cell, Frame};
+use arrow_array::{Array, ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use steward_runtime::frame::{Cell, Frame, output_columns, output_width};
+use steward_runtime::{Data, Tensor};
 
-/// Reads a CSV file with a header row. Cells stay text; the model's signature decides types.
-pub fn read(path: &Path) -> anyhow::Result<Frame> {
-    match extension(path).as_deref() {
-        Some("csv") | Some("txt") | None => {}
-        Some(other) => bail!("{}: unsupported table format '.{other}' (use .csv)", path.display()),
+enum Format {
+    Csv,
+    Parquet,
+}
+
+fn format(path: &Path) -> anyhow::Result<Format> {
+    match path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).as_deref() {
+        Some("csv") | Some("txt") | None => Ok(Format::Csv),
+        Some("parquet") | Some("pq") => Ok(Format::Parquet),
+        Some(other) => bail!("{}: unsupported table format '.{other}' (use .csv or .parquet)", path.display()),
     }
+}
+
+/// Reads a CSV file (header row; cells stay text for the model's signature to type) or a
+/// Parquet file (typed columns).
+pub fn read(path: &Path) -> anyhow::Result<Frame> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    Ok(Frame::from_csv(std::io::BufReader::new(file), &path.display().to_string())?)
+    match format(path)? {
+        Format::Csv => Ok(Frame::from_csv(std::io::BufReader::new(file), &path.display().to_string())?),
+        Format::Parquet => read_parquet(file).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn read_parquet(file: std::fs::File) -> anyhow::Result<Frame> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+    let mut frame: Option<Frame> = None;
+    for batch in reader {
+        let batch = batch?;
+        let frame = frame.get_or_insert_with(|| Frame { columns: batch.schema().fields().iter().map(|f| (f.name().clone(), Vec::new())).collect() });
+        for (col, array) in frame.columns.iter_mut().zip(batch.columns()) {
+            append_cells(&col.0, array, &mut col.1)?;
+        }
+    }
+    Ok(frame.unwrap_or_default())
+}
+
+fn append_cells(name: &str, array: &ArrayRef, out: &mut Vec<Cell>) -> anyhow::Result<()> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::*;
+    macro_rules! numbers {
+        ($t:ty) => {{
+            let a = array.as_primitive::<$t>();
+            out.extend((0..a.len()).map(|i| if a.is_null(i) { Cell::Null } else { Cell::Num(a.value(i) as f64) }));
+        }};
+    }
+    match array.data_type() {
+        DataType::Float32 => numbers!(Float32Type),
+        DataType::Float64 => numbers!(Float64Type),
+        DataType::Int8 => numbers!(Int8Type),
+        DataType::Int16 => numbers!(Int16Type),
+        DataType::Int32 => numbers!(Int32Type),
+        DataType::Int64 => numbers!(Int64Type),
+        DataType::UInt8 => numbers!(UInt8Type),
+        DataType::UInt16 => numbers!(UInt16Type),
+        DataType::UInt32 => numbers!(UInt32Type),
+        DataType::UInt64 => numbers!(UInt64Type),
+        DataType::Boolean => {
+            let a = array.as_boolean();
+            out.extend((0..a.len()).map(|i| if a.is_null(i) { Cell::Null } else { Cell::Bool(a.value(i)) }));
+        }
+        DataType::Utf8 => {
+            let a = array.as_string::<i32>();
+            out.extend((0..a.len()).map(|i| if a.is_null(i) { Cell::Null } else { Cell::Text(a.value(i).to_owned()) }));
+        }
+        DataType::LargeUtf8 => {
+            let a = array.as_string::<i64>();
+            out.extend((0..a.len()).map(|i| if a.is_null(i) { Cell::Null } else { Cell::Text(a.value(i).to_owned()) }));
+        }
+        DataType::Utf8View => {
+            let a = array.as_string_view();
+            out.extend((0..a.len()).map(|i| if a.is_null(i) { Cell::Null } else { Cell::Text(a.value(i).to_owned()) }));
+        }
+        DataType::Dictionary(_, value) if **value == DataType::Utf8 => {
+            // pandas categoricals.
+            let a = array.as_any_dictionary();
+            let values = a.values().as_string::<i32>();
+            let keys = a.normalized_keys();
+            out.extend((0..array.len()).map(|i| if array.is_null(i) { Cell::Null } else { Cell::Text(values.value(keys[i]).to_owned()) }));
+        }
+        other => bail!("column '{name}' has Parquet/Arrow type {other}, which Steward does not read (numbers, booleans and strings)"),
+    }
+    Ok(())
+}
+
+/// Writes a model's outputs, one column per output value (see `output_columns`).
+pub fn write_outputs(path: &Path, outputs: &[Tensor]) -> anyhow::Result<()> {
+    match format(path)? {
+        Format::Csv => write_csv(path, &Frame::from_outputs(outputs)),
+        Format::Parquet => write_parquet(path, outputs).with_context(|| format!("writing {}", path.display())),
+    }
+}
+
+fn write_parquet(path: &Path, outputs: &[Tensor]) -> anyhow::Result<()> {
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for t in outputs {
+        let (rows, width) = (t.rows(), output_width(t));
+        for (j, name) in output_columns(t).into_iter().enumerate() {
+            let at = |r: usize| r * width + j;
+            let array: ArrayRef = match &t.data {
+                Data::Fp32(v) => Arc::new(Float32Array::from_iter_values((0..rows).map(|r| v[at(r)]))),
+                Data::Fp64(v) => Arc::new(Float64Array::from_iter_values((0..rows).map(|r| v[at(r)]))),
+                Data::Int64(v) => Arc::new(Int64Array::from_iter_values((0..rows).map(|r| v[at(r)]))),
+                Data::Int32(v) => Arc::new(Int32Array::from_iter_values((0..rows).map(|r| v[at(r)]))),
+                Data::Bool(v) => Arc::new(BooleanArray::from_iter((0..rows).map(|r| Some(v[at(r)])))),
+                Data::Bytes(v) => Arc::new(StringArray::from_iter_values((0..rows).map(|r| v[at(r)].as_str()))),
+            };
+            fields.push(Field::new(name, array.data_type().clone(), false));
+            arrays.push(array);
+        }
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
+    let file = std::fs::File::create(path)?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)?;
+    writer.write(&batch)?;
+    writer.close()?;
+    Ok(())
 }
 
 /// Writes a frame as CSV; numbers in their shortest exact form.
-pub fn write(path: &Path, frame: &Frame) -> anyhow::Result<()> {
-    match extension(path).as_deref() {
-        Some("csv") | Some("txt") | None => {}
-        Some(other) => bail!("{}: unsupported table format '.{other}' (use .csv)", path.display()),
-    }
+fn write_csv(path: &Path, frame: &Frame) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
     w.write_record(frame.columns.iter().map(|c| c.0.as_str()))?;
     let mut record = Vec::with_capacity(frame.columns.len());
@@ -43,8 +152,4 @@ pub fn write(path: &Path, frame: &Frame) -> anyhow::Result<()> {
 fn format_number(v: f64) -> String {
     let narrow = v as f32;
     if f64::from(narrow) == v { narrow.to_string() } else { v.to_string() }
-}
-
-fn extension(path: &Path) -> Option<String> {
-    path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase())
 }
