@@ -12,7 +12,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci                 build, then run every test: Rust unit and integration tests (SQLite and
                      PostgreSQL), the MLflow-client and serving suite on SQLite and on
-                     PostgreSQL, and the runtime conformance matrix against onnxruntime
+                     PostgreSQL, the runtime conformance matrix against onnxruntime and the
+                     statistics cross-check against scipy, scikit-learn and Fairlearn
   bench tracking     steward vs `mlflow server` (SQLite): log-batch, create-run, search-runs
   bench serve        steward vs `mlflow models serve`: one-row scoring throughput and latency,
                      and in-process one-row latency vs onnxruntime";
@@ -61,8 +62,10 @@ fn ci() -> anyhow::Result<()> {
         };
         env::run(&mut cmd)?;
     }
-    env::step("runtime conformance matrix against onnxruntime");
-    env::run(std::process::Command::new(venv.join("bin/python")).args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/runtime"]).current_dir(&root).env("STEWARD_BIN", &bin))?;
+    for (label, dir) in [("runtime conformance matrix against onnxruntime", "tests/runtime"), ("statistics cross-check against scipy, scikit-learn, Fairlearn", "tests/stats")] {
+        env::step(label);
+        env::run(std::process::Command::new(venv.join("bin/python")).args(["-m", "pytest", "-q", "-p", "no:cacheprovider", dir]).current_dir(&root).env("STEWARD_BIN", &bin))?;
+    }
     env::drop_test_databases()?;
     println!("\nci: all suites passed");
     Ok(())

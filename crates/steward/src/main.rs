@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod deploy;
 mod remote;
+mod stats;
 mod table;
 
 #[derive(Parser)]
@@ -36,6 +37,15 @@ enum Command {
     /// Manage deployments on a running server (champion, challenger, shadow routes)
     #[command(subcommand)]
     Deploy(deploy::DeployCommand),
+    /// Statistics on demand
+    #[command(subcommand)]
+    Stats(StatsCommand),
+}
+
+#[derive(Subcommand)]
+enum StatsCommand {
+    /// Evaluate statistics on JSON lines from stdin, one JSON answer per line
+    Eval,
 }
 
 #[derive(clap::Args)]
@@ -274,6 +284,7 @@ fn main() -> ExitCode {
             Command::Token(cmd) => token(cmd).await,
             Command::Predict(args) => predict(args).await,
             Command::Deploy(cmd) => deploy::run(cmd).await.map(|()| ExitCode::SUCCESS),
+            Command::Stats(StatsCommand::Eval) => stats::run().map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

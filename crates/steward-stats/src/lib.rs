@@ -1,0 +1,18 @@
+//! Steward's statistics: drift tests (as scipy and Evidently compute them), model quality (as
+//! scikit-learn), group fairness (as Fairlearn) and label-free performance estimation.
+//! Pure functions over slices: no IO, no async, no allocation beyond what a test needs.
+
+pub mod distance;
+pub mod fairness;
+pub mod quality;
+pub mod special;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StatsError {
+    #[error("{0}")]
+    Length(String),
+    #[error("{0} needs at least one row")]
+    Empty(String),
+    #[error("{0}")]
+    Value(String),
+}
