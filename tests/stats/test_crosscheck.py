@@ -165,3 +165,36 @@ def test_distances_match_scipy(stats):
         want = sst.chi2.sf(x, df)
         got = next(answers)
         assert abs(got - want) <= 1e-9 * max(want, 1e-300) or abs(got - want) < 1e-300, (x, df, got, want)
+
+
+def test_ks_2samp_matches_scipy(stats):
+    rng = np.random.default_rng(5)
+    cases = []
+    for i in range(120):
+        n1, n2 = int(rng.integers(1, 120)), int(rng.integers(1, 120))
+        if i % 4 == 0:
+            n2 = n1  # equal sizes: the other exact method
+        x = rng.normal(0, 1, n1)
+        y = rng.normal(rng.choice([0.0, 0.3, 1.5]), 1, n2)
+        if i % 3 == 0:
+            x, y = np.round(x), np.round(y)  # heavy ties
+        cases.append((x, y))
+    for n1, n2, shift in [(3000, 2000, 0.05), (10001, 12000, 0.02), (10001, 12000, 0.3), (20000, 150, 0.1), (15000, 40, 0.5)]:
+        cases.append((rng.normal(0, 1, n1), rng.normal(shift, 1, n2)))
+    answers = stats([{"fn": "ks_2samp", "x": x.tolist(), "y": y.tolist()} for x, y in cases])
+    for (x, y), got in zip(cases, answers):
+        want = sst.ks_2samp(x, y)
+        assert close(got["statistic"], float(want.statistic)), (len(x), len(y), got, want)
+        assert abs(got["p_value"] - want.pvalue) <= 1e-9 * max(want.pvalue, 1e-300) or abs(got["p_value"] - want.pvalue) < 1e-300, (len(x), len(y), got, want)
+
+
+def test_kolmogorov_distribution_matches_scipy(stats):
+    rng = np.random.default_rng(6)
+    points = []
+    for n in [1, 2, 5, 10, 50, 140, 141, 500, 5000, 100_000, 2_000_000]:
+        for x in sorted(rng.uniform(0, 1, 12) ** 3):
+            points.append((n, float(x)))
+    answers = stats([{"fn": "kstwo_sf", "n": n, "x": x} for n, x in points])
+    for (n, x), got in zip(points, answers):
+        want = sst.kstwo.sf(x, n)
+        assert abs(got - want) <= 1e-9 * max(want, 1e-300) or abs(got - want) < 1e-300, (n, x, got, want)

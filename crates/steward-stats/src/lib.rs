@@ -3,7 +3,10 @@
 //! Pure functions over slices: no IO, no async, no allocation beyond what a test needs.
 
 pub mod distance;
+pub mod drift;
 pub mod fairness;
+pub mod kolmogorov;
+pub mod ks;
 pub mod quality;
 pub mod special;
 

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod deploy;
 mod remote;
+mod report;
 mod stats;
 mod table;
 
@@ -40,6 +41,15 @@ enum Command {
     /// Statistics on demand
     #[command(subcommand)]
     Stats(StatsCommand),
+    /// Reports on data and models
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Per-column data drift between a reference and a current table (Evidently's default tests)
+    Drift(report::DriftArgs),
 }
 
 #[derive(Subcommand)]
@@ -285,6 +295,7 @@ fn main() -> ExitCode {
             Command::Predict(args) => predict(args).await,
             Command::Deploy(cmd) => deploy::run(cmd).await.map(|()| ExitCode::SUCCESS),
             Command::Stats(StatsCommand::Eval) => stats::run().map(|()| ExitCode::SUCCESS),
+            Command::Report(ReportCommand::Drift(args)) => report::run(args).map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

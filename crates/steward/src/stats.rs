@@ -6,13 +6,15 @@
 //! `{"fn": "regression", "truth": [..], "predicted": [..]}`,
 //! `{"fn": "fairness", "predicted": [..], "labels": [..], "groups": [..], "four_fifths": 0.8}`,
 //! `{"fn": "wasserstein", "u": [..], "v": [..]}`, `{"fn": "psi" | "kl" | "hellinger" |
-//! "jensenshannon", "p": [..], "q": [..], "base": 2}`, `{"fn": "chi2_sf", "x": .., "df": ..}`.
+//! "jensenshannon", "p": [..], "q": [..], "base": 2}`, `{"fn": "chi2_sf", "x": .., "df": ..}`,
+//! `{"fn": "ks_2samp", "x": [..], "y": [..]}`, `{"fn": "kstwo_sf", "n": .., "x": ..}`,
+//! `{"fn": "drift", "stattest": "psi", "type": "num" | "cat", "reference": [..], "current": [..]}`.
 
 use std::io::{BufRead, Write};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use steward_stats::{distance, fairness, quality, special};
+use steward_stats::{distance, drift, fairness, kolmogorov, ks, quality, special};
 
 fn field<T: DeserializeOwned>(req: &Value, name: &str) -> Result<T, String> {
     serde_json::from_value(req.get(name).cloned().unwrap_or(Value::Null)).map_err(|e| format!("field '{name}': {e}"))
@@ -51,6 +53,26 @@ fn eval(req: &Value) -> Result<Value, String> {
             }))
         }
         "chi2_sf" => Ok(json!(special::chi2_sf(field(req, "x")?, field(req, "df")?))),
+        "ks_2samp" => {
+            let (x, y) = (field::<Vec<f64>>(req, "x")?, field::<Vec<f64>>(req, "y")?);
+            if x.is_empty() || y.is_empty() {
+                return Err("ks_2samp needs two non-empty samples".into());
+            }
+            let (d, p) = ks::ks_2samp(&x, &y);
+            Ok(json!({ "statistic": d, "p_value": p }))
+        }
+        "kstwo_sf" => Ok(json!(kolmogorov::kolmogorov_sf(field(req, "n")?, field(req, "x")?))),
+        "drift" => {
+            let test = drift::StatTest::parse(&field::<String>(req, "stattest")?).map_err(|e| e.to_string())?;
+            let ty: String = field(req, "type")?;
+            let (ty, reference, current) = match ty.as_str() {
+                "num" => (drift::ColumnType::Numerical, drift::Values::Numeric(field(req, "reference")?), drift::Values::Numeric(field(req, "current")?)),
+                "cat" => (drift::ColumnType::Categorical, drift::Values::Categorical(field(req, "reference")?), drift::Values::Categorical(field(req, "current")?)),
+                other => return Err(format!("type must be num or cat, got {other}")),
+            };
+            let r = drift::run(test, ty, &reference, &current).map_err(|e| e.to_string())?;
+            to_json(serde_json::to_value(r))
+        }
         other => Err(format!("unknown fn '{other}'")),
     }
 }

@@ -1,0 +1,291 @@
+//! `steward report drift`: per-column drift between a reference and a current table (CSV or
+//! Parquet) with Evidently's default tests, as JSON and as one self-contained HTML page with a
+//! reference-vs-current histogram per column.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use steward_runtime::frame::{Cell, Frame};
+use steward_stats::drift::{self, ColumnType, DriftOptions, StatTest, Values};
+
+use crate::table;
+
+#[derive(clap::Args)]
+pub struct DriftArgs {
+    /// The reference table (.csv or .parquet), e.g. the training data
+    #[arg(long)]
+    reference: PathBuf,
+    /// The current table to compare with it
+    #[arg(long)]
+    current: PathBuf,
+    /// Use this test for every column instead of the default choice: ks, chisquare, z,
+    /// jensenshannon, wasserstein, psi, kl_div, hellinger
+    #[arg(long)]
+    stattest: Option<String>,
+    /// Threshold for the test (default: 0.05 for p-values, 0.1 for distances)
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Share of drifted columns at which the dataset drifts
+    #[arg(long, default_value_t = 0.5)]
+    drift_share: f64,
+    /// Write the JSON report here (default: print it)
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the HTML report here
+    #[arg(long)]
+    html: Option<PathBuf>,
+}
+
+/// How pandas would type a column read from a file: integers, floats, booleans or strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dtype {
+    Int,
+    Float,
+    Bool,
+    Str,
+}
+
+fn as_number(c: &Cell) -> Option<f64> {
+    match c {
+        Cell::Num(v) => Some(*v),
+        Cell::Text(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
+fn dtype(cells: &[Cell]) -> Dtype {
+    let present: Vec<&Cell> = cells.iter().filter(|c| !matches!(c, Cell::Null)).collect();
+    if !present.is_empty() && present.iter().all(|c| matches!(c, Cell::Bool(_)) || matches!(c, Cell::Text(s) if s == "True" || s == "False")) {
+        return Dtype::Bool;
+    }
+    if present.iter().all(|c| as_number(c).is_some()) {
+        let integral = present.iter().all(|c| match c {
+            Cell::Text(s) => !s.contains(['.', 'e', 'E']) && !s.contains("inf") && !s.contains("nan"),
+            Cell::Num(v) => v.fract() == 0.0,
+            _ => false,
+        });
+        // A missing value makes pandas read an integer column as floats.
+        return if integral && present.len() == cells.len() { Dtype::Int } else { Dtype::Float };
+    }
+    Dtype::Str
+}
+
+fn distinct_text(cells: &[Cell]) -> (usize, usize) {
+    let mut seen: Vec<String> = cells.iter().filter_map(|c| text(c)).collect();
+    let n = seen.len();
+    seen.sort_unstable();
+    seen.dedup();
+    (seen.len(), n)
+}
+
+fn text(c: &Cell) -> Option<String> {
+    match c {
+        Cell::Null => None,
+        Cell::Text(s) => Some(s.clone()),
+        Cell::Num(v) => Some(v.to_string()),
+        Cell::Bool(b) => Some(if *b { "True".into() } else { "False".into() }),
+    }
+}
+
+/// The column type Evidently's current API infers from the current table: floats are
+/// numerical; integers are categorical up to 10 distinct values; strings are categorical
+/// unless more than half their values are distinct (free text, which is not drift-tested).
+fn column_type(current: &[Cell]) -> Option<ColumnType> {
+    match dtype(current) {
+        Dtype::Float => Some(ColumnType::Numerical),
+        Dtype::Int => {
+            let (distinct, _) = distinct_text(current);
+            Some(if distinct <= 10 { ColumnType::Categorical } else { ColumnType::Numerical })
+        }
+        Dtype::Bool => Some(ColumnType::Categorical),
+        Dtype::Str => {
+            let (distinct, count) = distinct_text(current);
+            if count > 0 && distinct as f64 > 0.5 * count as f64 { None } else { Some(ColumnType::Categorical) }
+        }
+    }
+}
+
+fn values(ty: ColumnType, cells: &[Cell]) -> Values {
+    match ty {
+        ColumnType::Numerical => Values::Numeric(cells.iter().filter_map(as_number).filter(|v| v.is_finite()).collect()),
+        ColumnType::Categorical => Values::Categorical(
+            cells
+                .iter()
+                .filter(|c| !matches!(c, Cell::Num(v) if !v.is_finite()))
+                .filter_map(|c| match c {
+                    Cell::Text(s) if matches!(s.trim(), "nan" | "NaN" | "inf" | "-inf") => None,
+                    // Integers print without a fraction whichever form they came in.
+                    c => as_number(c).filter(|_| !matches!(c, Cell::Bool(_))).map(|v| if v == 0.0 { "0".into() } else { v.to_string() }).or_else(|| text(c)),
+                })
+                .collect(),
+        ),
+    }
+}
+
+pub struct Computed {
+    pub report: drift::DatasetDrift,
+    pub skipped: Vec<(String, &'static str)>,
+    pub reference: Frame,
+    pub current: Frame,
+}
+
+pub fn compute(reference: &Path, current: &Path, options: &DriftOptions) -> anyhow::Result<Computed> {
+    let reference_frame = table::read(reference)?;
+    let current_frame = table::read(current)?;
+    let mut columns = Vec::new();
+    let mut skipped = Vec::new();
+    for (name, cur) in &current_frame.columns {
+        let Some(reference_cells) = reference_frame.columns.iter().find(|c| &c.0 == name).map(|c| &c.1) else {
+            skipped.push((name.clone(), "not in the reference"));
+            continue;
+        };
+        let Some(ty) = column_type(cur) else {
+            skipped.push((name.clone(), "free text (more than half its values distinct)"));
+            continue;
+        };
+        if ty == ColumnType::Numerical && dtype(reference_cells) == Dtype::Str {
+            anyhow::bail!("column '{name}' is numeric in {} but not in {}", current.display(), reference.display());
+        }
+        let (r, c) = (values(ty, reference_cells), values(ty, cur));
+        if r.is_empty() || c.is_empty() {
+            anyhow::bail!("column '{name}' has no values in {}", if r.is_empty() { reference.display() } else { current.display() });
+        }
+        columns.push(drift::column_drift(name, ty, &r, &c, options)?);
+    }
+    // Evidently's order: numerical columns first, then categorical.
+    columns.sort_by_key(|c| c.column_type != ColumnType::Numerical);
+    Ok(Computed { report: drift::dataset_drift(columns, options), skipped, reference: reference_frame, current: current_frame })
+}
+
+pub fn run(args: DriftArgs) -> anyhow::Result<()> {
+    let options = DriftOptions {
+        stattest: args.stattest.as_deref().map(StatTest::parse).transpose()?,
+        threshold: args.threshold,
+        drift_share: Some(args.drift_share),
+    };
+    let computed = compute(&args.reference, &args.current, &options)?;
+    let mut json = serde_json::to_value(&computed.report)?;
+    if !computed.skipped.is_empty() {
+        json["skipped_columns"] = computed.skipped.iter().map(|(n, why)| serde_json::json!({ "name": n, "reason": why })).collect();
+    }
+    let text = serde_json::to_string_pretty(&json)?;
+    match &args.json {
+        Some(path) => std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?,
+        None if args.html.is_none() => println!("{text}"),
+        None => {}
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, html(&computed)).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let r = &computed.report;
+    eprintln!(
+        "{} of {} columns drifted (share {:.2}; dataset drift: {})",
+        r.number_of_drifted_columns, r.number_of_columns, r.share_of_drifted_columns, if r.dataset_drift { "yes" } else { "no" }
+    );
+    Ok(())
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Reference and current shares per bin (Sturges bins over both for numeric columns, the 20
+/// most frequent values for categorical ones).
+fn histogram(ty: ColumnType, r: &Values, c: &Values) -> (Vec<String>, Vec<f64>, Vec<f64>) {
+    match (ty, r, c) {
+        (ColumnType::Numerical, Values::Numeric(r), Values::Numeric(c)) => {
+            let (lo, hi) = r.iter().chain(c).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+            let n = (((r.len() + c.len()) as f64).log2() + 1.0).ceil().clamp(1.0, 40.0) as usize;
+            let width = if hi > lo { (hi - lo) / n as f64 } else { 1.0 };
+            let share = |x: &[f64]| {
+                let mut h = vec![0.0; n];
+                for v in x {
+                    h[(((v - lo) / width) as usize).min(n - 1)] += 1.0 / x.len() as f64;
+                }
+                h
+            };
+            let labels = (0..n).map(|i| format!("{:.4}", lo + i as f64 * width)).collect();
+            (labels, share(r), share(c))
+        }
+        (_, r, c) => {
+            let keys = |v: &Values| match v {
+                Values::Categorical(k) => k.clone(),
+                Values::Numeric(x) => x.iter().map(|v| v.to_string()).collect(),
+            };
+            let (rk, ck) = (keys(r), keys(c));
+            let mut freq: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
+            rk.iter().for_each(|k| freq.entry(k.clone()).or_default().0 += 1.0 / rk.len() as f64);
+            ck.iter().for_each(|k| freq.entry(k.clone()).or_default().1 += 1.0 / ck.len() as f64);
+            let mut top: Vec<_> = freq.into_iter().collect();
+            top.sort_by(|a, b| (b.1.0 + b.1.1).total_cmp(&(a.1.0 + a.1.1)));
+            top.truncate(20);
+            (top.iter().map(|t| t.0.clone()).collect(), top.iter().map(|t| t.1.0).collect(), top.iter().map(|t| t.1.1).collect())
+        }
+    }
+}
+
+fn svg(labels: &[String], r: &[f64], c: &[f64]) -> String {
+    let (w, h, pad) = (560.0, 160.0, 4.0);
+    let max = r.iter().chain(c).copied().fold(0.0, f64::max).max(1e-12);
+    let slot = w / labels.len().max(1) as f64;
+    let bar = (slot - pad) / 2.0;
+    let mut s = format!("<svg viewBox=\"0 0 {w} {}\" width=\"{w}\" height=\"{}\" role=\"img\">", h + 20.0, h + 20.0);
+    for (i, label) in labels.iter().enumerate() {
+        let x = i as f64 * slot;
+        for (j, (v, color)) in [(r[i], "#4c78a8"), (c[i], "#f58518")].into_iter().enumerate() {
+            let bh = v / max * h;
+            let _ = write!(s, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{color}\"><title>{} {}: {:.4}</title></rect>", x + j as f64 * bar, h - bh, bar.max(0.5), bh, esc(label), if j == 0 { "reference" } else { "current" }, v);
+        }
+    }
+    let _ = write!(s, "<text x=\"0\" y=\"{}\" font-size=\"10\">{}</text><text x=\"{w}\" y=\"{}\" font-size=\"10\" text-anchor=\"end\">{}</text></svg>", h + 14.0, esc(labels.first().map_or("", String::as_str)), h + 14.0, esc(labels.last().map_or("", String::as_str)));
+    s
+}
+
+fn html(computed: &Computed) -> String {
+    let r = &computed.report;
+    let mut out = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>Steward drift report</title><style>body{font-family:system-ui,sans-serif;margin:2em;max-width:980px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}.drift{color:#b00020;font-weight:600}.legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px}</style></head><body>");
+    let _ = write!(
+        out,
+        "<h1>Data drift</h1><p>{} of {} columns drifted (share {:.2}, threshold {:.2}): <strong class=\"{}\">{}</strong></p><p class=\"legend\"><span style=\"background:#4c78a8\"></span>reference ({} rows)<span style=\"background:#f58518\"></span>current ({} rows)</p>",
+        r.number_of_drifted_columns,
+        r.number_of_columns,
+        r.share_of_drifted_columns,
+        r.drift_share,
+        if r.dataset_drift { "drift" } else { "" },
+        if r.dataset_drift { "dataset drift" } else { "no dataset drift" },
+        computed.reference.rows(),
+        computed.current.rows()
+    );
+    out.push_str("<table><tr><th>column</th><th>type</th><th>test</th><th>statistic</th><th>p-value</th><th>threshold</th><th>drift</th></tr>");
+    for c in &r.columns {
+        let _ = write!(
+            out,
+            "<tr><td><a href=\"#c-{0}\">{0}</a></td><td>{1:?}</td><td>{2}</td><td>{3:.6}</td><td>{4}</td><td>{5}</td><td class=\"{6}\">{7}</td></tr>",
+            esc(&c.name),
+            c.column_type,
+            c.stattest.name(),
+            c.statistic,
+            c.p_value.map_or("—".into(), |p| format!("{p:.6}")),
+            c.threshold,
+            if c.drift { "drift" } else { "" },
+            if c.drift { "drift" } else { "no" }
+        );
+    }
+    out.push_str("</table>");
+    for c in &r.columns {
+        let cells = |f: &Frame| f.columns.iter().find(|x| x.0 == c.name).map(|x| values(c.column_type, &x.1));
+        let (Some(rv), Some(cv)) = (cells(&computed.reference), cells(&computed.current)) else { continue };
+        let (labels, rh, ch) = histogram(c.column_type, &rv, &cv);
+        let _ = write!(out, "<h2 id=\"c-{0}\">{0}</h2>{1}", esc(&c.name), svg(&labels, &rh, &ch));
+    }
+    if !computed.skipped.is_empty() {
+        out.push_str("<h2>Not tested</h2><ul>");
+        for (n, why) in &computed.skipped {
+            let _ = write!(out, "<li>{}: {}</li>", esc(n), why);
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("</body></html>");
+    out
+}
