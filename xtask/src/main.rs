@@ -13,7 +13,8 @@ commands:
   ci                 build, then run every test: Rust unit and integration tests (SQLite and
                      PostgreSQL), the MLflow-client and serving suite on SQLite and on
                      PostgreSQL, the runtime conformance matrix against onnxruntime and the
-                     statistics cross-check against scipy, scikit-learn and Fairlearn
+                     statistics cross-check against scipy, scikit-learn and Fairlearn, and the
+                     drift report against Evidently (its own virtualenv)
   bench tracking     steward vs `mlflow server` (SQLite): log-batch, create-run, search-runs
   bench serve        steward vs `mlflow models serve`: one-row scoring throughput and latency,
                      and in-process one-row latency vs onnxruntime";
@@ -66,6 +67,9 @@ fn ci() -> anyhow::Result<()> {
         env::step(label);
         env::run(std::process::Command::new(venv.join("bin/python")).args(["-m", "pytest", "-q", "-p", "no:cacheprovider", dir]).current_dir(&root).env("STEWARD_BIN", &bin))?;
     }
+    let evidently = env::python_venv("venv-evidently", &root.join("tests/evidently/requirements.txt"))?;
+    env::step("drift report against Evidently's data drift preset");
+    env::run(std::process::Command::new(evidently.join("bin/python")).args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/evidently"]).current_dir(&root).env("STEWARD_BIN", &bin))?;
     env::drop_test_databases()?;
     println!("\nci: all suites passed");
     Ok(())

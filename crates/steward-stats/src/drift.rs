@@ -95,6 +95,16 @@ impl StatTest {
         matches!(self, Self::Ks | Self::ChiSquare | Self::Z)
     }
 
+    /// Column types the test applies to (Evidently's): KS and Wasserstein need numbers,
+    /// chi-square and Z compare categories, the binned distances take either.
+    pub fn applies_to(self, ty: ColumnType) -> bool {
+        match self {
+            Self::Ks | Self::Wasserstein => ty == ColumnType::Numerical,
+            Self::ChiSquare | Self::Z => ty == ColumnType::Categorical,
+            _ => true,
+        }
+    }
+
     pub fn default_threshold(self) -> f64 {
         if self.is_p_value() { 0.05 } else { 0.1 }
     }
@@ -355,6 +365,7 @@ pub struct ColumnDrift {
 /// What to override in the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct DriftOptions {
+    /// The test for every column it applies to (see [`StatTest::applies_to`]).
     pub stattest: Option<StatTest>,
     pub threshold: Option<f64>,
     /// Share of drifted columns at which the dataset drifts (default 0.5, inclusive).
@@ -362,8 +373,10 @@ pub struct DriftOptions {
 }
 
 pub fn column_drift(name: &str, ty: ColumnType, reference: &Values, current: &Values, options: &DriftOptions) -> Result<ColumnDrift, StatsError> {
-    let test = options.stattest.unwrap_or_else(|| default_stattest(ty, reference.len(), distinct_values(reference, current)));
-    let threshold = options.threshold.unwrap_or_else(|| test.default_threshold());
+    // A chosen test applies where it can; other columns keep their default test and threshold.
+    let chosen = options.stattest.filter(|t| t.applies_to(ty));
+    let test = chosen.unwrap_or_else(|| default_stattest(ty, reference.len(), distinct_values(reference, current)));
+    let threshold = options.threshold.filter(|_| chosen.is_some() || options.stattest.is_none()).unwrap_or_else(|| test.default_threshold());
     let result = run(test, ty, reference, current).map_err(|e| StatsError::Value(format!("column '{name}': {e}")))?;
     Ok(ColumnDrift { name: name.to_owned(), column_type: ty, stattest: test, statistic: result.statistic, p_value: result.p_value, threshold, drift: test.drifted(result.score(), threshold) })
 }

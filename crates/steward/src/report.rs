@@ -19,8 +19,9 @@ pub struct DriftArgs {
     /// The current table to compare with it
     #[arg(long)]
     current: PathBuf,
-    /// Use this test for every column instead of the default choice: ks, chisquare, z,
-    /// jensenshannon, wasserstein, psi, kl_div, hellinger
+    /// Use this test instead of the default choice for every column it applies to: ks,
+    /// chisquare, z, jensenshannon, wasserstein, psi, kl_div, hellinger (ks and wasserstein
+    /// need numeric columns, chisquare and z categorical ones)
     #[arg(long)]
     stattest: Option<String>,
     /// Threshold for the test (default: 0.05 for p-values, 0.1 for distances)
