@@ -219,3 +219,29 @@ pub struct Feedback {
     /// JSON value: a class label or a number.
     pub label: serde_json::Value,
 }
+
+/// One value of a monitor's time series: a metric of one window (per feature, or for the
+/// whole deployment when `feature` is empty).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorMetric {
+    pub deployment: String,
+    pub window_start: i64,
+    pub window_end: i64,
+    pub metric: String,
+    pub feature: String,
+    pub value: f64,
+}
+
+/// A threshold a monitor saw crossed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: String,
+    pub deployment: String,
+    pub time: i64,
+    pub kind: String,
+    pub value: f64,
+    pub threshold: f64,
+    pub message: String,
+    pub delivered: bool,
+    pub attempts: i64,
+}

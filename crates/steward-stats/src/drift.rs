@@ -11,7 +11,7 @@ use crate::distance;
 use crate::special::normal_cdf;
 use crate::{StatsError, ks};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ColumnType {
     Numerical,

@@ -7,6 +7,7 @@ pub mod drift;
 pub mod fairness;
 pub mod kolmogorov;
 pub mod ks;
+pub mod profile;
 pub mod quality;
 pub mod special;
 
@@ -18,4 +19,9 @@ pub enum StatsError {
     Empty(String),
     #[error("{0}")]
     Value(String),
+}
+
+/// A fixed 64-bit seed from a name (FNV-1a), for deterministic sampling.
+pub fn stable_seed(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }

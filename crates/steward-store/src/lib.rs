@@ -22,7 +22,7 @@ use steward_core::audit::{Audit, Break, LedgerEntry};
 use steward_core::entities::{
     Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo, RunMetric, RunUpdate, Tag, ViewType,
 };
-use steward_core::serving::{Deployment, DeploymentSpec, Feedback, PredictionRecord};
+use steward_core::serving::{Alert, Deployment, DeploymentSpec, Feedback, MonitorMetric, PredictionRecord};
 use steward_core::registry::{LoggedModel, ModelVersion, NewModelVersion, RegisteredModel, RegistryEvent};
 
 pub use artifacts::{ArtifactStore, FileInfo};
@@ -151,8 +151,28 @@ pub trait ServingStore: Send + Sync {
     async fn predictions(&self, deployment: &str, since: i64, limit: i64) -> Result<Vec<PredictionRecord>>;
 }
 
+/// Monitors: their specs and cursors, metric time series and alerts.
 #[async_trait]
-pub trait MetadataStore: RegistryStore + ServingStore + Send + Sync {
+pub trait MonitorStore: Send + Sync {
+    /// Answered (non-shadow) predictions after the position `(time, id)`, in (time, id) order.
+    async fn predictions_after(&self, deployment: &str, time: i64, id: &str, limit: i64) -> Result<Vec<PredictionRecord>>;
+
+    /// Creates or replaces a deployment's monitor (its cursor starts at `start_time`).
+    async fn put_monitor(&self, audit: &Audit, deployment: &str, spec: &str, start_time: i64) -> Result<()>;
+    /// Every monitor: `(deployment, spec, cursor time, cursor id)`.
+    async fn monitors(&self) -> Result<Vec<(String, String, i64, String)>>;
+    async fn delete_monitor(&self, audit: &Audit, deployment: &str) -> Result<()>;
+    /// Stores one judged window — its metrics and alerts — and moves the cursor, atomically.
+    async fn record_window(&self, deployment: &str, cursor: (i64, &str), metrics: &[MonitorMetric], alerts: &[Alert]) -> Result<()>;
+    /// A deployment's metric series (all metrics when `metric` is `None`), oldest first.
+    async fn monitor_metrics(&self, deployment: &str, metric: Option<&str>) -> Result<Vec<MonitorMetric>>;
+    /// Alerts, newest first.
+    async fn alerts(&self, deployment: Option<&str>, limit: i64) -> Result<Vec<Alert>>;
+    async fn mark_alert(&self, id: &str, delivered: bool, attempts: i64) -> Result<()>;
+}
+
+#[async_trait]
+pub trait MetadataStore: RegistryStore + ServingStore + MonitorStore + Send + Sync {
     /// Which backend this is, for logs and `server-info`.
     fn backend(&self) -> Backend;
 

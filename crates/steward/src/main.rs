@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+mod data;
 mod deploy;
 mod remote;
 mod report;
@@ -44,6 +45,12 @@ enum Command {
     /// Reports on data and models
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Work with datasets: profiles
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Monitor deployments: drift windows, metrics, alerts
+    #[command(subcommand)]
+    Monitor(data::MonitorCommand),
 }
 
 #[derive(Subcommand)]
@@ -296,6 +303,8 @@ fn main() -> ExitCode {
             Command::Deploy(cmd) => deploy::run(cmd).await.map(|()| ExitCode::SUCCESS),
             Command::Stats(StatsCommand::Eval) => stats::run().map(|()| ExitCode::SUCCESS),
             Command::Report(ReportCommand::Drift(args)) => report::run(args).map(|()| ExitCode::SUCCESS),
+            Command::Data(cmd) => data::run(cmd).map(|()| ExitCode::SUCCESS),
+            Command::Monitor(cmd) => data::monitor(cmd).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {
@@ -304,6 +313,16 @@ fn main() -> ExitCode {
             eprintln!("error: {}", format!("{e:#}").to_lowercase_first());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes a document to stdout; a reader that went away (`| head`) is not an error.
+fn print_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
     }
 }
 

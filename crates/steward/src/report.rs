@@ -47,7 +47,7 @@ enum Dtype {
     Str,
 }
 
-fn as_number(c: &Cell) -> Option<f64> {
+pub(crate) fn as_number(c: &Cell) -> Option<f64> {
     match c {
         Cell::Num(v) => Some(*v),
         Cell::Text(s) => s.trim().parse::<f64>().ok(),
@@ -80,7 +80,7 @@ fn distinct_text(cells: &[Cell]) -> (usize, usize) {
     (seen.len(), n)
 }
 
-fn text(c: &Cell) -> Option<String> {
+pub(crate) fn text(c: &Cell) -> Option<String> {
     match c {
         Cell::Null => None,
         Cell::Text(s) => Some(s.clone()),
@@ -92,7 +92,7 @@ fn text(c: &Cell) -> Option<String> {
 /// The column type Evidently's current API infers from the current table: floats are
 /// numerical; integers are categorical up to 10 distinct values; strings are categorical
 /// unless more than half their values are distinct (free text, which is not drift-tested).
-fn column_type(current: &[Cell]) -> Option<ColumnType> {
+pub(crate) fn column_type(current: &[Cell]) -> Option<ColumnType> {
     match dtype(current) {
         Dtype::Float => Some(ColumnType::Numerical),
         Dtype::Int => {
@@ -173,7 +173,7 @@ pub fn run(args: DriftArgs) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(&json)?;
     match &args.json {
         Some(path) => std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?,
-        None if args.html.is_none() => println!("{text}"),
+        None if args.html.is_none() => crate::print_stdout(&text)?,
         None => {}
     }
     if let Some(path) = &args.html {

@@ -164,3 +164,38 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
     let text = s.serving.metrics.render(s.serving.log.depth(), s.serving.log.capacity());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
+
+/// `PUT /api/steward/v1/deployments/NAME/monitor`: starts (or replaces) the deployment's
+/// monitor with `{reference, window_size, drift_share?, stattest?, threshold?, webhook_url?}`;
+/// predictions from now on are judged.
+pub async fn put_monitor(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
+    let mut body = Value::Object(body(&f));
+    if let Some(o) = body.as_object_mut() {
+        o.remove("steward_reason");
+    }
+    let spec = super::monitor::MonitorSpec::parse(body)?;
+    let text = serde_json::to_string(&spec).map_err(|e| Error::internal(e.to_string()))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    s.store.put_monitor(f.audit(), &name, &text, now).await?;
+    let features: Vec<&str> = spec.reference.columns.iter().map(|c| c.name.as_str()).collect();
+    Ok(Json(json!({ "monitor": { "deployment": name, "window_size": spec.window_size, "drift_share": spec.drift_share, "features": features, "webhook_url": spec.webhook_url } })))
+}
+
+pub async fn delete_monitor(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
+    s.store.delete_monitor(f.audit(), &name).await?;
+    Ok(Json(json!({})))
+}
+
+/// `GET .../monitor/metrics?metric=drift_share`: the monitor's time series.
+pub async fn monitor_metrics(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
+    let metric = f.opt_str("metric")?;
+    let series = s.store.monitor_metrics(&name, metric.as_deref()).await?;
+    Ok(Json(json!({ "metrics": series })))
+}
+
+/// `GET /api/steward/v1/alerts?deployment=NAME&max_results=N`, newest first.
+pub async fn alerts(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Value>> {
+    let deployment = f.opt_str("deployment")?;
+    let limit = f.opt_i64("max_results")?.unwrap_or(100).clamp(1, 10_000);
+    Ok(Json(json!({ "alerts": s.store.alerts(deployment.as_deref(), limit).await? })))
+}

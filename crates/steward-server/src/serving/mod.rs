@@ -8,6 +8,7 @@
 pub mod api;
 pub mod log;
 pub mod metrics;
+pub mod monitor;
 pub mod oip;
 pub mod scoring;
 pub mod tensors;
@@ -156,9 +157,19 @@ impl Serving {
         })
     }
 
-    /// Starts the background work: the prediction-log writer and the resync loop.
+    /// Starts the background work: the prediction-log writer, the monitors and the resync loop.
     pub fn start(self: &Arc<Self>) {
         self.log.start(self.store.clone(), self.clone());
+        let (store, me) = (self.store.clone(), Arc::downgrade(self));
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            while me.strong_count() > 0 {
+                if let Err(e) = monitor::tick(&store, &http).await {
+                    tracing::warn!("monitor tick failed: {}", e.message());
+                }
+                tokio::time::sleep(monitor::TICK).await;
+            }
+        });
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {

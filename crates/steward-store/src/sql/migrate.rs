@@ -20,6 +20,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 5, name: "metrics_by_step", sql: include_str!("../../migrations/sqlite/0005_metrics_by_step.sql") },
     Migration { version: 6, name: "search_indexes", sql: include_str!("../../migrations/sqlite/0006_search_indexes.sql") },
     Migration { version: 7, name: "serving", sql: include_str!("../../migrations/sqlite/0007_serving.sql") },
+    Migration { version: 8, name: "monitoring", sql: include_str!("../../migrations/sqlite/0008_monitoring.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -30,6 +31,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 5, name: "metrics_by_step", sql: include_str!("../../migrations/postgres/0005_metrics_by_step.sql") },
     Migration { version: 6, name: "search_indexes", sql: include_str!("../../migrations/postgres/0006_search_indexes.sql") },
     Migration { version: 7, name: "serving", sql: include_str!("../../migrations/postgres/0007_serving.sql") },
+    Migration { version: 8, name: "monitoring", sql: include_str!("../../migrations/postgres/0008_monitoring.sql") },
 ];
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {

@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use steward_core::audit::Audit;
-use steward_core::serving::{Deployment, DeploymentSpec, Feedback, PredictionRecord, RouteRole};
+use steward_core::serving::{Alert, Deployment, DeploymentSpec, Feedback, MonitorMetric, PredictionRecord, RouteRole};
 use steward_core::{Error, Result};
 
 use super::{Bind, SqlStore, append, db_error, is_unique_violation, now_ms, value_rows};
-use crate::ServingStore;
+use crate::{MonitorStore, ServingStore};
 
 /// Rows per multi-row INSERT: 11 binds each stays far below both backends' bind limits.
 const PREDICTION_CHUNK: usize = 500;
@@ -169,5 +169,137 @@ impl ServingStore for SqlStore {
         let sql = format!("SELECT {PREDICTION_COLUMNS} FROM predictions WHERE deployment = $1 AND time >= $2 ORDER BY time, id LIMIT $3");
         let rows = self.rows(sql, vec![Bind::from(deployment), Bind::I64(since), Bind::I64(limit)]).await?;
         rows.iter().map(prediction).collect()
+    }
+}
+
+fn alert(row: &AnyRow) -> Alert {
+    Alert {
+        id: row.get(0),
+        deployment: row.get(1),
+        time: row.get(2),
+        kind: row.get(3),
+        value: row.get(4),
+        threshold: row.get(5),
+        message: row.get(6),
+        delivered: row.get::<i64, _>(7) != 0,
+        attempts: row.get(8),
+    }
+}
+
+#[async_trait]
+impl MonitorStore for SqlStore {
+    async fn predictions_after(&self, deployment: &str, time: i64, id: &str, limit: i64) -> Result<Vec<PredictionRecord>> {
+        let sql = format!(
+            "SELECT {PREDICTION_COLUMNS} FROM predictions WHERE deployment = $1 AND route <> 'shadow' AND (time > $2 OR (time = $2 AND id > $3)) ORDER BY time, id LIMIT $4"
+        );
+        let rows = self.rows(sql, vec![Bind::from(deployment), Bind::I64(time), Bind::from(id), Bind::I64(limit)]).await?;
+        rows.iter().map(prediction).collect()
+    }
+
+    async fn put_monitor(&self, audit: &Audit, deployment: &str, spec: &str, start_time: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM deployments WHERE name = $1").bind(deployment).fetch_optional(&mut *tx).await.map_err(db_error)?;
+        if exists.is_none() {
+            return Err(deployment_not_found(deployment));
+        }
+        sqlx::query(
+            "INSERT INTO monitors (deployment, spec, cursor_time, cursor_id, creation_time, created_by) VALUES ($1, $2, $3, '', $4, $5) \
+             ON CONFLICT (deployment) DO UPDATE SET spec = excluded.spec",
+        )
+        .bind(deployment)
+        .bind(spec)
+        .bind(start_time)
+        .bind(now_ms())
+        .bind(&audit.actor)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        append(&mut tx, audit, "monitor.put", "deployment", deployment).await?;
+        tx.commit().await
+    }
+
+    async fn monitors(&self) -> Result<Vec<(String, String, i64, String)>> {
+        let rows = self.rows("SELECT deployment, spec, cursor_time, cursor_id FROM monitors ORDER BY deployment".into(), vec![]).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
+    }
+
+    async fn delete_monitor(&self, audit: &Audit, deployment: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("DELETE FROM monitors WHERE deployment = $1").bind(deployment).execute(&mut *tx).await.map_err(db_error)?.rows_affected();
+        if n == 0 {
+            return Err(Error::not_found(format!("deployment '{deployment}' has no monitor")));
+        }
+        append(&mut tx, audit, "monitor.delete", "deployment", deployment).await?;
+        tx.commit().await
+    }
+
+    async fn record_window(&self, deployment: &str, cursor: (i64, &str), metrics: &[MonitorMetric], alerts: &[Alert]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for m in metrics {
+            sqlx::query(
+                "INSERT INTO monitor_metrics (deployment, window_start, window_end, metric, feature, value) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (deployment, window_end, metric, feature) DO UPDATE SET value = excluded.value",
+            )
+            .bind(&m.deployment)
+            .bind(m.window_start)
+            .bind(m.window_end)
+            .bind(&m.metric)
+            .bind(&m.feature)
+            .bind(m.value)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        for a in alerts {
+            sqlx::query("INSERT INTO alerts (id, deployment, time, kind, value, threshold, message, delivered, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0)")
+                .bind(&a.id)
+                .bind(&a.deployment)
+                .bind(a.time)
+                .bind(&a.kind)
+                .bind(a.value)
+                .bind(a.threshold)
+                .bind(&a.message)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        sqlx::query("UPDATE monitors SET cursor_time = $1, cursor_id = $2 WHERE deployment = $3")
+            .bind(cursor.0)
+            .bind(cursor.1)
+            .bind(deployment)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await
+    }
+
+    async fn monitor_metrics(&self, deployment: &str, metric: Option<&str>) -> Result<Vec<MonitorMetric>> {
+        let mut sql = "SELECT deployment, window_start, window_end, metric, feature, value FROM monitor_metrics WHERE deployment = $1".to_owned();
+        let mut binds = vec![Bind::from(deployment)];
+        if let Some(m) = metric {
+            sql.push_str(" AND metric = $2");
+            binds.push(Bind::from(m));
+        }
+        sql.push_str(" ORDER BY window_end, metric, feature");
+        let rows = self.rows(sql, binds).await?;
+        Ok(rows
+            .iter()
+            .map(|r| MonitorMetric { deployment: r.get(0), window_start: r.get(1), window_end: r.get(2), metric: r.get(3), feature: r.get(4), value: r.get(5) })
+            .collect())
+    }
+
+    async fn alerts(&self, deployment: Option<&str>, limit: i64) -> Result<Vec<Alert>> {
+        let cols = "id, deployment, time, kind, value, threshold, message, delivered, attempts";
+        let rows = match deployment {
+            Some(d) => self.rows(format!("SELECT {cols} FROM alerts WHERE deployment = $1 ORDER BY time DESC, id LIMIT $2"), vec![Bind::from(d), Bind::I64(limit)]).await?,
+            None => self.rows(format!("SELECT {cols} FROM alerts ORDER BY time DESC, id LIMIT $1"), vec![Bind::I64(limit)]).await?,
+        };
+        Ok(rows.iter().map(alert).collect())
+    }
+
+    async fn mark_alert(&self, id: &str, delivered: bool, attempts: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE alerts SET delivered = $1, attempts = $2 WHERE id = $3").bind(i64::from(delivered)).bind(attempts).bind(id).execute(&mut *tx).await.map_err(db_error)?;
+        tx.commit().await
     }
 }
