@@ -5,6 +5,7 @@ compared with Evidently's stattest functions."""
 
 import json
 import os
+import sys
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from evidently import Report
 from evidently.presets import DataDriftPreset
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+from support import steward_bin  # noqa: E402
 NAMES = {
     "K-S p_value": "ks",
     "chi-square p_value": "chisquare",
@@ -24,10 +27,6 @@ NAMES = {
 }
 
 
-def steward_bin():
-    if os.environ.get("STEWARD_BIN"):
-        return os.environ["STEWARD_BIN"]
-    return str(Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release" / "steward")
 
 
 def frame(rng, n, shift):

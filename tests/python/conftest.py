@@ -7,6 +7,7 @@ build under CARGO_TARGET_DIR or ./target).
 """
 
 import os
+import sys
 import re
 import shutil
 import subprocess
@@ -22,13 +23,10 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+from support import steward_bin  # noqa: E402
 
 
-def steward_bin() -> str:
-    if os.environ.get("STEWARD_BIN"):
-        return os.environ["STEWARD_BIN"]
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    return str(target / "release" / "steward")
 
 
 def create_postgres_database(server_url: str) -> str:

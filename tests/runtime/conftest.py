@@ -9,14 +9,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+from support import steward_bin  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
-
-
-def steward_bin() -> str:
-    if os.environ.get("STEWARD_BIN"):
-        return os.environ["STEWARD_BIN"]
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    return str(target / "release" / "steward")
 
 
 @pytest.fixture(scope="session")

@@ -2,19 +2,17 @@
 
 import json
 import os
+import sys
 import subprocess
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+from support import steward_bin  # noqa: E402
 
 
-def steward_bin() -> str:
-    if os.environ.get("STEWARD_BIN"):
-        return os.environ["STEWARD_BIN"]
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    return str(target / "release" / "steward")
 
 
 def evaluate(requests):
