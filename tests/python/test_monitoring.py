@@ -58,6 +58,7 @@ def test_drift_alert_after_a_shift_and_none_before(server, tmp_path):
     reference, live = x[:3000], x[3000:]
     model = GradientBoostingClassifier(n_estimators=30, random_state=0).fit(reference, y[:3000])
     name = "monitored"
+    mlflow.set_experiment("monitoring")  # not whatever an earlier test left active
     with mlflow.start_run():
         info = mlflow.onnx.log_model(to_onnx(model, initial_types=[("input", FloatTensorType([None, 8]))]), name="model", registered_model_name=name)
     base = server["url"]

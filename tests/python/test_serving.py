@@ -36,6 +36,7 @@ def onnx_of(model):
 
 def register(name, onx):
     """Logs an ONNX model with mlflow.onnx and registers it; returns the version number."""
+    mlflow.set_experiment("serving")  # not whatever an earlier test left active
     with mlflow.start_run():
         info = mlflow.onnx.log_model(onx, name="model", registered_model_name=name)
     return int(info.registered_model_version)
