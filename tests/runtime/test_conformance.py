@@ -80,3 +80,24 @@ def test_parquet_in_and_out(models_dir, case, tmp_path):
             assert (have == want).all()
         else:
             assert np.abs(have - want).max() <= 1e-5
+
+
+def test_fingerprint_is_the_same_for_csv_and_parquet(tmp_path):
+    """`steward data fingerprint` hashes content, not the file format."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"income": rng.normal(5e4, 1e4, 200), "age": rng.integers(18, 90, 200),
+                       "region": rng.choice(["north", "south"], 200), "flag": rng.random(200) < 0.5})
+    df.loc[::17, "income"] = np.nan
+    df.to_csv(tmp_path / "a.csv", index=False)
+    df.to_parquet(tmp_path / "a.parquet")
+    changed = df.copy()
+    changed.loc[5, "age"] += 1
+    changed.to_parquet(tmp_path / "b.parquet")
+
+    def fp(path):
+        return subprocess.run([steward_bin(), "data", "fingerprint", str(path)], check=True, capture_output=True, text=True).stdout.strip()
+
+    a = fp(tmp_path / "a.csv")
+    assert a.startswith("sha256:") and len(a) == 7 + 64
+    assert fp(tmp_path / "a.parquet") == a
+    assert fp(tmp_path / "b.parquet") != a

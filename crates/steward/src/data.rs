@@ -37,6 +37,43 @@ pub fn profile(path: &Path) -> anyhow::Result<Profile> {
     Ok(Profile { rows: frame.rows() as u64, columns })
 }
 
+/// SHA-256 over a canonical encoding of a table, so that the same data reads the same from CSV
+/// and from Parquet: column names in order, then each row's cells, each cell tagged (null,
+/// number in its shortest round-trip form with -0 as 0, boolean, text) and length-prefixed.
+/// Text that parses as a number counts as that number (a CSV cannot say otherwise).
+pub fn fingerprint(path: &Path) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    let frame = table::read(path)?;
+    let mut h = Sha256::new();
+    let mut field = |tag: u8, bytes: &[u8]| {
+        h.update([tag]);
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(b'C', &(frame.columns.len() as u64).to_le_bytes());
+    for (name, _) in &frame.columns {
+        field(b'H', name.as_bytes());
+    }
+    for r in 0..frame.rows() {
+        for (_, cells) in &frame.columns {
+            match &cells[r] {
+                Cell::Null => field(b'0', b""),
+                Cell::Bool(b) => field(b'B', if *b { b"true" } else { b"false" }),
+                // pandas reads True/False in a CSV as booleans, and writes booleans so.
+                Cell::Text(t) if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") => {
+                    field(b'B', if t.eq_ignore_ascii_case("true") { b"true" } else { b"false" })
+                }
+                c => match report::as_number(c).filter(|v| !v.is_nan() || matches!(c, Cell::Num(_))) {
+                    Some(v) if v.is_nan() => field(b'0', b""),
+                    Some(v) => field(b'N', (if v == 0.0 { 0.0 } else { v }).to_string().as_bytes()),
+                    None => field(b'T', report::text(c).unwrap_or_default().as_bytes()),
+                },
+            }
+        }
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
 #[derive(clap::Subcommand)]
 pub enum DataCommand {
     /// Profile a table (CSV or Parquet): per-column type, counts, moments and a bounded sample
@@ -46,6 +83,8 @@ pub enum DataCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print a table's fingerprint: SHA-256 of its content, equal for the same data in CSV and Parquet
+    Fingerprint { file: PathBuf },
 }
 
 #[derive(clap::Subcommand)]
@@ -80,7 +119,13 @@ pub enum MonitorCommand {
 }
 
 pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
-    let DataCommand::Profile { file, out } = cmd;
+    let (file, out) = match cmd {
+        DataCommand::Fingerprint { file } => {
+            println!("sha256:{}", fingerprint(&file)?);
+            return Ok(());
+        }
+        DataCommand::Profile { file, out } => (file, out),
+    };
     let text = serde_json::to_string_pretty(&profile(&file)?)?;
     match out {
         Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
