@@ -101,3 +101,48 @@ def test_fingerprint_is_the_same_for_csv_and_parquet(tmp_path):
     assert a.startswith("sha256:") and len(a) == 7 + 64
     assert fp(tmp_path / "a.parquet") == a
     assert fp(tmp_path / "b.parquet") != a
+
+
+def test_validation_suite_reports_each_expectation(tmp_path):
+    """`steward data validate` checks a YAML suite and names counts and example rows."""
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"application_id": np.arange(300), "income": rng.normal(5e4, 1e4, 300),
+                       "region": rng.choice(["north", "south", "east"], 300)})
+    df.loc[[3, 7], "income"] = np.nan
+    df.to_parquet(tmp_path / "good.parquet")
+    bad = df.copy()
+    bad.loc[10, "application_id"] = 5            # duplicate id
+    bad.loc[[20, 21, 22], "income"] = -1.0        # out of range
+    bad.loc[40, "region"] = "atlantis"            # not allowed
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    fingerprint = subprocess.run([steward_bin(), "data", "fingerprint", str(tmp_path / "good.parquet")], check=True, capture_output=True, text=True).stdout.strip()
+    (tmp_path / "suite.yaml").write_text(f"""
+row_count: {{min: 100, max: 10000}}
+fingerprint: {fingerprint}
+columns:
+  application_id: {{unique: true, max_null_share: 0}}
+  income: {{type: numeric, max_null_share: 0.05, min: 0}}
+  region: {{type: categorical, allowed: [north, south, east, west]}}
+  tenure: {{type: numeric}}
+""")
+
+    def validate(path):
+        proc = subprocess.run([steward_bin(), "data", "validate", "--suite", str(tmp_path / "suite.yaml"), str(path)], capture_output=True, text=True)
+        return proc.returncode, json.loads(proc.stdout)
+
+    code, good = validate(tmp_path / "good.parquet")
+    failed = {(r["expectation"], r.get("column")) for r in good["results"] if not r["success"]}
+    assert failed == {("column_present", "tenure")} and code == 1
+    code, report = validate(tmp_path / "bad.csv")
+    assert code == 1
+    by = {(r["expectation"], r.get("column")): r for r in report["results"]}
+    assert by[("values_unique", "application_id")]["unexpected_count"] == 1
+    assert by[("values_unique", "application_id")]["examples"] == [{"row": 10, "value": "5"}]
+    assert by[("values_between", "income")]["unexpected_count"] == 3
+    assert [e["row"] for e in by[("values_between", "income")]["examples"]] == [20, 21, 22]
+    assert by[("values_in_set", "region")]["examples"] == [{"row": 40, "value": "atlantis"}]
+    assert by[("null_share_at_most", "income")]["success"] and abs(by[("null_share_at_most", "income")]["observed"] - 2 / 300) < 1e-12
+    assert not by[("fingerprint_matches", None)]["success"] and by[("row_count_between", None)]["success"]
+    (tmp_path / "typo.yaml").write_text("columns:\n  income: {maxx: 3}\n")
+    proc = subprocess.run([steward_bin(), "data", "validate", "--suite", str(tmp_path / "typo.yaml"), str(tmp_path / "bad.csv")], capture_output=True, text=True)
+    assert proc.returncode == 1 and "maxx" in proc.stderr

@@ -85,6 +85,16 @@ pub enum DataCommand {
     },
     /// Print a table's fingerprint: SHA-256 of its content, equal for the same data in CSV and Parquet
     Fingerprint { file: PathBuf },
+    /// Check a table against an expectation suite (YAML); exit 1 when an expectation fails
+    Validate {
+        /// The expectation suite
+        #[arg(long)]
+        suite: PathBuf,
+        file: PathBuf,
+        /// Write the results here (default: print them)
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -118,11 +128,15 @@ pub enum MonitorCommand {
     },
 }
 
-pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
+pub fn run(cmd: DataCommand) -> anyhow::Result<std::process::ExitCode> {
     let (file, out) = match cmd {
         DataCommand::Fingerprint { file } => {
             println!("sha256:{}", fingerprint(&file)?);
-            return Ok(());
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        DataCommand::Validate { suite, file, json } => {
+            let ok = crate::validate::run(&suite, &file, json.as_deref())?;
+            return Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) });
         }
         DataCommand::Profile { file, out } => (file, out),
     };
@@ -131,7 +145,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
         Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
         None => crate::print_stdout(&text)?,
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 pub async fn monitor(cmd: MonitorCommand) -> anyhow::Result<()> {

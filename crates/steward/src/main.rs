@@ -13,6 +13,7 @@ mod remote;
 mod report;
 mod stats;
 mod table;
+mod validate;
 
 #[derive(Parser)]
 #[command(name = "steward", version, about = "Autonomous MLOps control plane for regulated machine learning")]
@@ -45,7 +46,7 @@ enum Command {
     /// Reports on data and models
     #[command(subcommand)]
     Report(ReportCommand),
-    /// Work with datasets: profiles
+    /// Work with datasets: profiles, fingerprints, validation
     #[command(subcommand)]
     Data(data::DataCommand),
     /// Monitor deployments: drift windows, metrics, alerts
@@ -303,7 +304,7 @@ fn main() -> ExitCode {
             Command::Deploy(cmd) => deploy::run(cmd).await.map(|()| ExitCode::SUCCESS),
             Command::Stats(StatsCommand::Eval) => stats::run().map(|()| ExitCode::SUCCESS),
             Command::Report(ReportCommand::Drift(args)) => report::run(args).map(|()| ExitCode::SUCCESS),
-            Command::Data(cmd) => data::run(cmd).map(|()| ExitCode::SUCCESS),
+            Command::Data(cmd) => data::run(cmd),
             Command::Monitor(cmd) => data::monitor(cmd).await.map(|()| ExitCode::SUCCESS),
         }
     });
