@@ -198,3 +198,24 @@ def test_kolmogorov_distribution_matches_scipy(stats):
     for (n, x), got in zip(points, answers):
         want = sst.kstwo.sf(x, n)
         assert abs(got - want) <= 1e-9 * max(want, 1e-300) or abs(got - want) < 1e-300, (n, x, got, want)
+
+
+def test_label_free_estimate_tracks_realised_quality(stats):
+    """CBPE: on calibrated probabilities, the estimated accuracy and ROC AUC match what the
+    labels later show (within sampling error: 20,000 rows, 0.01), and equal the closed forms."""
+    rng = np.random.default_rng(7)
+    cases = []
+    for a, b in [(2, 5), (0.5, 0.5), (5, 2)]:
+        p = rng.beta(a, b, 20_000)
+        y = (rng.random(20_000) < p).astype(int)  # calibrated by construction
+        cases.append((p, y))
+    answers = stats([{"fn": "estimate", "probabilities": p.tolist()} for p, _ in cases])
+    for (p, y), got in zip(cases, answers):
+        assert abs(got["accuracy"] - skm.accuracy_score(y, p >= 0.5)) < 0.01
+        assert abs(got["roc_auc"] - skm.roc_auc_score(y, p)) < 0.01
+        assert close(got["accuracy"], float(np.mean(np.where(p >= 0.5, p, 1 - p))))
+        # The expected AUC in closed form: P(score_pos > score_neg) with rows weighted p and 1 - p.
+        order = np.argsort(-p, kind="stable")
+        tp, fp = np.cumsum(p[order]), np.cumsum(1 - p[order])
+        fpr, tpr = np.r_[0, fp / fp[-1]], np.r_[0, tp / tp[-1]]
+        assert close(got["roc_auc"], float(np.trapezoid(tpr, fpr)), rel=1e-9)

@@ -4,6 +4,7 @@
 //!
 //! Requests: `{"fn": "classification", "labels": [0,1,..], "scores": [..], "threshold": 0.5}`,
 //! `{"fn": "regression", "truth": [..], "predicted": [..]}`,
+//! `{"fn": "estimate", "probabilities": [..], "threshold": 0.5}` (label-free, CBPE),
 //! `{"fn": "fairness", "predicted": [..], "labels": [..], "groups": [..], "four_fifths": 0.8}`,
 //! `{"fn": "wasserstein", "u": [..], "v": [..]}`, `{"fn": "psi" | "kl" | "hellinger" |
 //! "jensenshannon", "p": [..], "q": [..], "base": 2}`, `{"fn": "chi2_sf", "x": .., "df": ..}`,
@@ -27,6 +28,11 @@ fn eval(req: &Value) -> Result<Value, String> {
         "classification" => {
             let threshold = req.get("threshold").and_then(Value::as_f64).unwrap_or(0.5);
             let r = quality::classification(&field::<Vec<u8>>(req, "labels")?, &field::<Vec<f64>>(req, "scores")?, threshold).map_err(|e| e.to_string())?;
+            to_json(serde_json::to_value(r))
+        }
+        "estimate" => {
+            let threshold = req.get("threshold").and_then(Value::as_f64).unwrap_or(0.5);
+            let r = quality::estimate(&field::<Vec<f64>>(req, "probabilities")?, threshold).map_err(|e| e.to_string())?;
             to_json(serde_json::to_value(r))
         }
         "regression" => {
