@@ -150,7 +150,8 @@ impl Model {
             if !shape_ok {
                 return Err(RuntimeError::WrongShape { name: t.name.clone(), expected: spec.shape.clone(), got: t.shape.clone() });
             }
-            let needed: usize = t.shape.iter().product();
+            // A shape whose element count overflows can never match the data.
+            let needed = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
             if needed != t.data.len() {
                 return Err(RuntimeError::DataLength { name: t.name.clone(), shape: t.shape.clone(), needed, got: t.data.len() });
             }

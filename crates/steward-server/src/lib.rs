@@ -38,6 +38,9 @@ pub use steward_api::ledger_entry_json;
 /// gating features on the server version behave as with that MLflow.
 pub const MLFLOW_COMPAT_VERSION: &str = "3.17.2";
 
+/// The largest scoring request body: 64 MiB.
+pub const SCORING_BODY_LIMIT: usize = 64 << 20;
+
 /// Everything a request handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -191,6 +194,9 @@ pub fn router(state: AppState) -> Router {
         .route("/deployments/{name}/invocations", post(serving::scoring::invocations))
         .route("/api/steward/v1/tokens", axum::routing::post(steward_api::create_token))
         .fallback(error::not_found)
+        // Scoring bodies (batches of tensors) may exceed axum's 2 MiB default; routes with a
+        // limit of their own (the MLflow API, artifact uploads) keep it.
+        .layer(DefaultBodyLimit::max(SCORING_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer))
         .with_state(state)
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use steward_runtime::{DType, Tensor};
 
-use super::tensors::{flat_json, flatten, from_binary, parse_json, to_binary, typed};
+use super::tensors::{element_count, flat_json, flatten, from_binary, parse_json, to_binary, typed};
 use super::{InferError, Routes};
 use crate::AppState;
 
@@ -109,7 +109,7 @@ fn parse_inputs(req: &Map<String, Value>, mut binary: &[u8]) -> Result<Vec<Tenso
                 let data = input.get("data").ok_or_else(|| bad(format!("input '{name}' has neither 'data' nor binary data")))?;
                 let mut flat = Vec::new();
                 flatten(data, &mut flat);
-                let n: usize = shape.iter().product();
+                let n = element_count(name, &shape)?;
                 if flat.len() != n {
                     return Err(bad(format!("input '{name}' has {} values; shape {shape:?} needs {n}", flat.len())));
                 }

@@ -64,11 +64,16 @@ pub fn from_nested(name: &str, dtype: DType, v: &Value) -> Result<Tensor, InferE
     Ok(Tensor::new(name, shape, typed(name, dtype, &flat)?))
 }
 
+/// The number of elements a shape holds; an overflowing shape is the caller's error.
+pub fn element_count(name: &str, shape: &[usize]) -> Result<usize, InferError> {
+    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad(format!("input '{name}' has shape {shape:?}, which holds more elements than can exist")))
+}
+
 /// Decodes an OIP binary tensor.
 pub fn from_binary(name: &str, dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<Data, InferError> {
-    let n: usize = shape.iter().product();
+    let n = element_count(name, shape)?;
     if let Some(width) = dtype.width()
-        && bytes.len() != n * width
+        && Some(bytes.len()) != n.checked_mul(width)
     {
         return Err(bad(format!("input '{name}' has {} bytes of binary data; shape {shape:?} of {dtype} needs {}", bytes.len(), n * width)));
     }
