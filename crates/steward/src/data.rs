@@ -25,10 +25,7 @@ pub fn profile(path: &Path) -> anyhow::Result<Profile> {
             for c in cells {
                 match ty {
                     ColumnType::Numerical => p.push_number(report::as_number(c)),
-                    ColumnType::Categorical => p.push_label(match c {
-                        Cell::Null => None,
-                        c => Some(report::as_number(c).filter(|_| !matches!(c, Cell::Bool(_))).map(|v| v.to_string()).or_else(|| report::text(c)).unwrap_or_default()),
-                    }.as_deref()),
+                    ColumnType::Categorical => p.push_label(report::category(c).as_deref()),
                 }
             }
             p.finish()

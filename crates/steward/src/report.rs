@@ -80,6 +80,15 @@ fn distinct_text(cells: &[Cell]) -> (usize, usize) {
     (seen.len(), n)
 }
 
+/// A cell as a category: numbers in one canonical form (integers without a fraction whichever
+/// form they came in, -0 as 0), booleans and text as written; `None` when missing.
+pub(crate) fn category(c: &Cell) -> Option<String> {
+    match c {
+        Cell::Null => None,
+        c => as_number(c).filter(|_| !matches!(c, Cell::Bool(_))).map(|v| if v == 0.0 { "0".into() } else { v.to_string() }).or_else(|| text(c)),
+    }
+}
+
 pub(crate) fn text(c: &Cell) -> Option<String> {
     match c {
         Cell::Null => None,
@@ -117,7 +126,7 @@ fn values(ty: ColumnType, cells: &[Cell]) -> Values {
                 .filter_map(|c| match c {
                     Cell::Text(s) if matches!(s.trim(), "nan" | "NaN" | "inf" | "-inf") => None,
                     // Integers print without a fraction whichever form they came in.
-                    c => as_number(c).filter(|_| !matches!(c, Cell::Bool(_))).map(|v| if v == 0.0 { "0".into() } else { v.to_string() }).or_else(|| text(c)),
+                    c => category(c),
                 })
                 .collect(),
         ),

@@ -61,13 +61,6 @@ enum Kind {
     Categorical,
 }
 
-fn cell_text(c: &Cell) -> Option<String> {
-    match c {
-        Cell::Null => None,
-        c => report::as_number(c).filter(|_| !matches!(c, Cell::Bool(_))).map(|v| v.to_string()).or_else(|| report::text(c)),
-    }
-}
-
 fn yaml_text(v: &serde_norway::Value) -> String {
     match v {
         serde_norway::Value::String(s) => s.clone(),
@@ -119,7 +112,7 @@ pub fn run(suite_path: &Path, file: &Path, json_out: Option<&Path>) -> anyhow::R
         let present: Vec<(usize, &Cell)> = cells.iter().enumerate().filter(|(_, c)| !matches!(c, Cell::Null) && !matches!(c, Cell::Num(v) if v.is_nan())).collect();
         if let Some(kind) = rules.kind {
             let bad: Vec<(usize, String)> = match kind {
-                Kind::Numeric => present.iter().filter(|(_, c)| report::as_number(c).is_none() || matches!(c, Cell::Bool(_))).map(|(i, c)| (*i, cell_text(c).unwrap_or_default())).collect(),
+                Kind::Numeric => present.iter().filter(|(_, c)| report::as_number(c).is_none() || matches!(c, Cell::Bool(_))).map(|(i, c)| (*i, report::category(c).unwrap_or_default())).collect(),
                 Kind::Categorical => Vec::new(),
             };
             check.add(if kind == Kind::Numeric { "column_is_numeric" } else { "column_is_categorical" }, Some(name), bad.is_empty(), json!(bad.is_empty()), &bad, bad.len());
@@ -140,12 +133,12 @@ pub fn run(suite_path: &Path, file: &Path, json_out: Option<&Path>) -> anyhow::R
         }
         if let Some(allowed) = &rules.allowed {
             let allowed: HashSet<String> = allowed.iter().map(yaml_text).collect();
-            let bad: Vec<(usize, String)> = present.iter().filter_map(|(i, c)| cell_text(c).map(|t| (*i, t))).filter(|(_, t)| !allowed.contains(t)).collect();
+            let bad: Vec<(usize, String)> = present.iter().filter_map(|(i, c)| report::category(c).map(|t| (*i, t))).filter(|(_, t)| !allowed.contains(t)).collect();
             check.add("values_in_set", Some(name), bad.is_empty(), json!(allowed.len()), &bad, bad.len());
         }
         if rules.unique {
             let mut seen = HashSet::new();
-            let bad: Vec<(usize, String)> = present.iter().filter_map(|(i, c)| cell_text(c).map(|t| (*i, t))).filter(|(_, t)| !seen.insert(t.clone())).collect();
+            let bad: Vec<(usize, String)> = present.iter().filter_map(|(i, c)| report::category(c).map(|t| (*i, t))).filter(|(_, t)| !seen.insert(t.clone())).collect();
             check.add("values_unique", Some(name), bad.is_empty(), json!(seen.len()), &bad, bad.len());
         }
     }

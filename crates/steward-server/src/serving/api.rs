@@ -175,8 +175,7 @@ pub async fn put_monitor(State(s): State<AppState>, Path(name): Path<String>, f:
     }
     let spec = super::monitor::MonitorSpec::parse(body)?;
     let text = serde_json::to_string(&spec).map_err(|e| Error::internal(e.to_string()))?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    s.store.put_monitor(f.audit(), &name, &text, now).await?;
+    s.store.put_monitor(f.audit(), &name, &text, super::now_ms()).await?;
     let features: Vec<&str> = spec.reference.columns.iter().map(|c| c.name.as_str()).collect();
     Ok(Json(json!({ "monitor": { "deployment": name, "window_size": spec.window_size, "drift_share": spec.drift_share, "features": features, "webhook_url": spec.webhook_url } })))
 }
