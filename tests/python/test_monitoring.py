@@ -1,6 +1,8 @@
 """Monitoring acceptance: a monitor on a deployment judges windows of predictions against the
 reference profile; a stationary stream raises no alert, and a drift alert follows within the
-first window after a shift, delivered to a webhook as a Slack-compatible payload."""
+first window after a shift, delivered to a webhook as a Slack-compatible payload. Quality is
+judged once labels arrive (checked against scikit-learn), fairness by a protected attribute sent
+as context (checked against Fairlearn), and the error rate from failed requests."""
 
 import json
 import subprocess
@@ -17,6 +19,7 @@ from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.datasets import make_classification
 from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
 
 WINDOW = 100  # requests per window
 BATCH = 10  # rows per request: windows of 1,000 rows
@@ -52,17 +55,27 @@ def wait_for_windows(base, name, n, timeout=30):
     raise AssertionError(f"only {len(series)} of {n} windows judged")
 
 
-def test_drift_alert_after_a_shift_and_none_before(server, tmp_path):
-    x, y = make_classification(n_samples=9000, n_features=8, n_informative=5, random_state=3)
-    x = x.astype(np.float32)
-    reference, live = x[:3000], x[3000:]
-    model = GradientBoostingClassifier(n_estimators=30, random_state=0).fit(reference, y[:3000])
-    name = "monitored"
+def deploy(base, name, model, features):
     mlflow.set_experiment("monitoring")  # not whatever an earlier test left active
     with mlflow.start_run():
-        info = mlflow.onnx.log_model(to_onnx(model, initial_types=[("input", FloatTensorType([None, 8]))]), name="model", registered_model_name=name)
-    base = server["url"]
+        info = mlflow.onnx.log_model(to_onnx(model, initial_types=[("input", FloatTensorType([None, features]))]), name="model", registered_model_name=name)
     subprocess.run([steward_bin(), "deploy", "create", name, "--model", f"models:/{name}/{info.registered_model_version}", "--tracking-uri", base], check=True, capture_output=True)
+
+
+def alerts_of(base, name):
+    return requests.get(f"{base}/api/steward/v1/alerts", params={"deployment": name}).json()["alerts"]
+
+
+def test_drift_alert_after_a_shift_and_none_before(server, tmp_path):
+    x, y = make_classification(n_samples=10000, n_features=8, n_informative=5, random_state=3)
+    x = x.astype(np.float32)
+    # Trained on the first 3000 rows; the reference is held out, so that the model's scores on
+    # it stand for its scores on live data (prediction drift).
+    train, reference, live = x[:3000], x[3000:4500], x[4500:]
+    model = GradientBoostingClassifier(n_estimators=30, random_state=0).fit(train, y[:3000])
+    name = "monitored"
+    base = server["url"]
+    deploy(base, name, model, 8)
     pd.DataFrame(reference, columns=[f"f{i}" for i in range(8)]).to_csv(tmp_path / "reference.csv", index=False)
 
     hook = HTTPServer(("127.0.0.1", 0), Hook)
@@ -70,34 +83,127 @@ def test_drift_alert_after_a_shift_and_none_before(server, tmp_path):
     proc = subprocess.run([steward_bin(), "monitor", "create", name, "--reference", str(tmp_path / "reference.csv"), "--window-size", str(WINDOW),
                            "--webhook", f"http://127.0.0.1:{hook.server_port}/hook", "--tracking-uri", base], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "8 features" in proc.stdout
+    assert "8 features, prediction drift" in proc.stdout, proc.stdout
 
     url = f"{base}/v2/models/{name}/infer"
     session = requests.Session()
     rows = WINDOW * BATCH
     send(session, url, live[: 4 * rows])  # stationary: four windows
+    time.sleep(0.01)  # the shifted rows come strictly later
     stationary = wait_for_windows(base, name, 4)
     assert all(m["value"] < 0.5 for m in stationary), stationary
-    assert requests.get(f"{base}/api/steward/v1/alerts", params={"deployment": name}).json()["alerts"] == []
+    assert alerts_of(base, name) == []
+    prediction = requests.get(f"{base}/api/steward/v1/deployments/{name}/monitor/metrics", params={"metric": "prediction_drift"}).json()["metrics"]
+    assert [m["value"] for m in prediction] == [0.0] * 4
 
     shifted = live[4 * rows : 5 * rows] + 1.5 * reference.std(axis=0)  # every feature moves by 1.5 sd
     send(session, url, shifted)
     series = wait_for_windows(base, name, 5)
     assert series[-1]["value"] >= 0.5
-    alerts = requests.get(f"{base}/api/steward/v1/alerts", params={"deployment": name}).json()["alerts"]
-    assert len(alerts) == 1 and alerts[0]["kind"] == "data_drift", alerts
-    assert "Data drift on deployment 'monitored'" in alerts[0]["message"]
+    alerts = alerts_of(base, name)
+    drift = [a for a in alerts if a["kind"] == "data_drift"]
+    assert len(drift) == 1 and {a["kind"] for a in alerts} <= {"data_drift", "prediction_drift"}, alerts
+    assert "Data drift on deployment 'monitored'" in drift[0]["message"]
 
     deadline = time.time() + 15
-    while not Hook.received and time.time() < deadline:
+    while len(Hook.received) < len(alerts) and time.time() < deadline:
         time.sleep(0.1)
-    assert Hook.received and Hook.received[0]["text"] == alerts[0]["message"]
-    assert Hook.received[0]["alert"]["id"] == alerts[0]["id"]
+    got = {h["alert"]["id"]: h for h in Hook.received}
+    assert got[drift[0]["id"]]["text"] == drift[0]["message"]
     deadline = time.time() + 5
-    while time.time() < deadline and not requests.get(f"{base}/api/steward/v1/alerts", params={"deployment": name}).json()["alerts"][0]["delivered"]:
+    while time.time() < deadline and not all(a["delivered"] for a in alerts_of(base, name)):
         time.sleep(0.1)
-    assert requests.get(f"{base}/api/steward/v1/alerts", params={"deployment": name}).json()["alerts"][0]["delivered"]
+    assert all(a["delivered"] for a in alerts_of(base, name))
 
     per_feature = requests.get(f"{base}/api/steward/v1/deployments/{name}/monitor/metrics", params={"metric": "drift_detected"}).json()["metrics"]
     assert {m["feature"] for m in per_feature} == {f"f{i}" for i in range(8)}
     hook.shutdown()
+
+
+def test_quality_fairness_and_errors(server, tmp_path):
+    from fairlearn.metrics import demographic_parity_ratio
+
+    x, y = make_classification(n_samples=6000, n_features=6, n_informative=4, random_state=5)
+    x = x.astype(np.float32)
+    model = GradientBoostingClassifier(n_estimators=30, random_state=0).fit(x[:2000], y[:2000])
+    name = "judged"
+    base = server["url"]
+    deploy(base, name, model, 6)
+    pd.DataFrame(x[2000:3500], columns=[f"f{i}" for i in range(6)]).to_csv(tmp_path / "reference.csv", index=False)
+    (tmp_path / "spec.yaml").write_text(
+        "quality: {min_roc_auc: 0.75}\n"
+        "fairness: {attribute: group, favorable: 0, min_ratio: 0.8, min_group_rows: 20}\n"
+        "slo: {max_error_rate: 0.5}\n"
+    )
+    window = 40
+    proc = subprocess.run([steward_bin(), "monitor", "create", name, "--reference", str(tmp_path / "reference.csv"), "--window-size", str(window),
+                           "--spec", str(tmp_path / "spec.yaml"), "--tracking-uri", base], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "quality from labels, fairness" in proc.stdout, proc.stdout
+
+    session = requests.Session()
+    url = f"{base}/v2/models/{name}/infer"
+    rng = np.random.default_rng(0)
+
+    def score(rows, groups):
+        body = {"inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP32", "data": rows.ravel().tolist()}],
+                "parameters": {"context": {"group": groups}}}
+        r = session.post(url, json=body)
+        assert r.status_code == 200, r.text
+        out = {o["name"]: o["data"] for o in r.json()["outputs"]}
+        return r.headers["X-Steward-Prediction-Id"], out["output_label"], out["output_probability"][1::2]
+
+    def metric(name_, n):
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            m = requests.get(f"{base}/api/steward/v1/deployments/{name}/monitor/metrics", params={"metric": name_}).json()["metrics"]
+            if len(m) >= n:
+                return m
+            time.sleep(0.2)
+        raise AssertionError(f"{name_}: {len(m)} of {n} windows")
+
+    # Window 1: groups drawn independently of the rows; 3 malformed requests fail.
+    first, live = [], x[3500:]
+    for i in range(window):
+        rows = live[i * BATCH : (i + 1) * BATCH]
+        groups = rng.choice(["A", "B"], BATCH).tolist()
+        first.append((*score(rows, groups), groups, y[3500 + i * BATCH : 3500 + (i + 1) * BATCH]))
+        if i < 3:
+            bad = session.post(url, json={"inputs": [{"name": "input", "shape": [1, 5], "datatype": "FP32", "data": [0.0] * 5}]})
+            assert bad.status_code == 400
+    metric("adverse_impact_ratio", 1)  # judged before window 2 starts: its error rate is its own
+    time.sleep(0.01)
+    # Window 2: group B is whoever the model turns down (label 1), so B is favoured less.
+    second = []
+    for i in range(window, 2 * window):
+        rows = live[i * BATCH : (i + 1) * BATCH]
+        labels = model.predict(rows)
+        groups = ["B" if l == 1 and rng.random() < 0.8 else "A" for l in labels]
+        second.append((*score(rows, groups), groups, y[3500 + i * BATCH : 3500 + (i + 1) * BATCH]))
+
+    air = metric("adverse_impact_ratio", 2)
+    for (w, batch) in zip(air, [first, second]):
+        pred = np.concatenate([b[1] for b in batch])
+        groups = np.concatenate([b[3] for b in batch])
+        favourable = (pred == 0).astype(int)
+        want = demographic_parity_ratio(favourable, favourable, sensitive_features=groups)
+        assert abs(w["value"] - want) <= 1e-9 * max(1.0, abs(want)), (w, want)
+    assert air[0]["value"] >= 0.8 > air[1]["value"]
+    error_rate = metric("error_rate", 1)[0]["value"]
+    assert abs(error_rate - 3 / (window + 3)) < 1e-12, error_rate
+
+    # Labels arrive: true labels for window 1, inverted ones (concept drift) for window 2.
+    for batch, flip in [(first, False), (second, True)]:
+        fb = [{"prediction_id": pid, "label": [int(1 - t) if flip else int(t) for t in truth]} for pid, _, _, _, truth in batch]
+        r = requests.post(f"{base}/api/steward/v1/feedback", json={"feedback": fb})
+        assert r.status_code == 200, r.text
+        time.sleep(0.01)  # the second batch's labels arrive strictly later
+    auc = metric("roc_auc", 2)
+    for (w, batch, flip) in zip(auc, [first, second], [False, True]):
+        truth = np.concatenate([b[4] for b in batch])
+        truth = 1 - truth if flip else truth
+        want = roc_auc_score(truth, np.concatenate([b[2] for b in batch]))
+        assert abs(w["value"] - want) <= 1e-9, (w, want)
+    assert auc[0]["value"] >= 0.75 > auc[1]["value"]
+    kinds = sorted(a["kind"] for a in alerts_of(base, name))
+    assert kinds == ["fairness", "quality"], kinds

@@ -146,3 +146,34 @@ columns:
     (tmp_path / "typo.yaml").write_text("columns:\n  income: {maxx: 3}\n")
     proc = subprocess.run([steward_bin(), "data", "validate", "--suite", str(tmp_path / "typo.yaml"), str(tmp_path / "bad.csv")], capture_output=True, text=True)
     assert proc.returncode == 1 and "maxx" in proc.stderr
+
+
+def test_inferred_suite_accepts_its_table_and_catches_changes(tmp_path):
+    """`steward data suite` infers the schema (types, null shares, ranges, allowed values,
+    uniqueness); the table it came from passes, a changed one fails where it changed."""
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"application_id": np.arange(400), "income": rng.lognormal(10, 0.5, 400),
+                       "region": rng.choice(["north", "south", "east"], 400), "term": rng.choice([12, 24, 36], 400)})
+    df.loc[[5, 9], "income"] = np.nan
+    df.to_parquet(tmp_path / "train.parquet")
+    suite = subprocess.run([steward_bin(), "data", "suite", str(tmp_path / "train.parquet")], check=True, capture_output=True, text=True).stdout
+    (tmp_path / "suite.yaml").write_text(suite)
+
+    def validate(path):
+        proc = subprocess.run([steward_bin(), "data", "validate", "--suite", str(tmp_path / "suite.yaml"), str(path)], capture_output=True, text=True)
+        return proc.returncode, {(r["expectation"], r.get("column")): r for r in json.loads(proc.stdout)["results"]}
+
+    code, same = validate(tmp_path / "train.parquet")
+    assert code == 0, [k for k, r in same.items() if not r["success"]]
+    assert ("values_unique", "application_id") in same and ("values_in_set", "region") in same and ("values_in_set", "term") in same
+    assert same[("values_between", "income")]["observed"] == {"min": float(df.income.min()), "max": float(df.income.max())}
+    df.to_csv(tmp_path / "train.csv", index=False)
+    assert validate(tmp_path / "train.csv")[0] == 0  # the same table as CSV
+    changed = df.copy()
+    changed.loc[0, "income"] = df.income.max() * 2
+    changed.loc[[1, 2, 3], "income"] = np.nan
+    changed.loc[4, "region"] = "west"
+    changed.to_csv(tmp_path / "changed.csv", index=False)
+    code, got = validate(tmp_path / "changed.csv")
+    failed = {k for k, r in got.items() if not r["success"]}
+    assert code == 1 and failed == {("values_between", "income"), ("null_share_at_most", "income"), ("values_in_set", "region")}, failed

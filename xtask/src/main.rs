@@ -2,6 +2,7 @@
 //! `cargo xtask bench <what>` (side-by-side benchmarks against the peer tools).
 
 mod bench;
+mod bench_drift;
 mod bench_serve;
 mod env;
 
@@ -17,7 +18,10 @@ commands:
                      drift report against Evidently (its own virtualenv)
   bench tracking     steward vs `mlflow server` (SQLite): log-batch, create-run, search-runs
   bench serve        steward vs `mlflow models serve`: one-row scoring throughput and latency,
-                     and in-process one-row latency vs onnxruntime";
+                     and in-process one-row latency vs onnxruntime
+  bench drift [ROWS] steward report drift vs Evidently's data drift preset on two Parquet
+                     files of ROWS rows (default 1,000,000) x 50 mixed columns: time, peak
+                     memory, agreement";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,6 +29,14 @@ fn main() -> ExitCode {
         ["ci"] => ci(),
         ["bench", "tracking"] => bench::tracking(),
         ["bench", "serve"] => bench_serve::serve(),
+        ["bench", "drift"] => bench_drift::drift(1_000_000),
+        ["bench", "drift", rows] => match rows.parse() {
+            Ok(rows) => bench_drift::drift(rows),
+            Err(_) => {
+                eprintln!("error: ROWS must be a number, got '{rows}'");
+                return ExitCode::from(2);
+            }
+        },
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

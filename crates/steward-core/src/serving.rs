@@ -232,6 +232,26 @@ pub struct MonitorMetric {
     pub value: f64,
 }
 
+/// Which of a monitor's two streams a window came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    /// Answered predictions, in the order they were made.
+    Predictions,
+    /// Labelled predictions, in the order their labels arrived.
+    Labels,
+}
+
+/// A monitor as stored: its spec (JSON) and where each of its streams was last judged up to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitorState {
+    pub deployment: String,
+    pub spec: String,
+    /// `(prediction time, prediction id)` of the last prediction judged.
+    pub cursor: (i64, String),
+    /// `(label time, prediction id)` of the last labelled prediction judged.
+    pub label_cursor: (i64, String),
+}
+
 /// A threshold a monitor saw crossed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {

@@ -22,7 +22,7 @@ use steward_core::audit::{Audit, Break, LedgerEntry};
 use steward_core::entities::{
     Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo, RunMetric, RunUpdate, Tag, ViewType,
 };
-use steward_core::serving::{Alert, Deployment, DeploymentSpec, Feedback, MonitorMetric, PredictionRecord};
+use steward_core::serving::{Alert, Deployment, DeploymentSpec, Feedback, MonitorMetric, MonitorState, PredictionRecord, WindowKind};
 use steward_core::registry::{LoggedModel, ModelVersion, NewModelVersion, RegisteredModel, RegistryEvent};
 
 pub use artifacts::{ArtifactStore, FileInfo};
@@ -157,13 +157,18 @@ pub trait MonitorStore: Send + Sync {
     /// Answered (non-shadow) predictions after the position `(time, id)`, in (time, id) order.
     async fn predictions_after(&self, deployment: &str, time: i64, id: &str, limit: i64) -> Result<Vec<PredictionRecord>>;
 
-    /// Creates or replaces a deployment's monitor (its cursor starts at `start_time`).
+    /// Labelled answered predictions whose label arrived after the position `(feedback time,
+    /// prediction id)`, in that order: each with its label and the label's time.
+    async fn labelled_after(&self, deployment: &str, time: i64, id: &str, limit: i64) -> Result<Vec<(PredictionRecord, serde_json::Value, i64)>>;
+
+    /// Creates or replaces a deployment's monitor (both cursors start at `start_time`).
     async fn put_monitor(&self, audit: &Audit, deployment: &str, spec: &str, start_time: i64) -> Result<()>;
-    /// Every monitor: `(deployment, spec, cursor time, cursor id)`.
-    async fn monitors(&self) -> Result<Vec<(String, String, i64, String)>>;
+    /// Every monitor with its spec and cursors.
+    async fn monitors(&self) -> Result<Vec<MonitorState>>;
     async fn delete_monitor(&self, audit: &Audit, deployment: &str) -> Result<()>;
-    /// Stores one judged window — its metrics and alerts — and moves the cursor, atomically.
-    async fn record_window(&self, deployment: &str, cursor: (i64, &str), metrics: &[MonitorMetric], alerts: &[Alert]) -> Result<()>;
+    /// Stores one judged window — its metrics and alerts — and moves the cursor of its kind,
+    /// atomically.
+    async fn record_window(&self, deployment: &str, kind: WindowKind, cursor: (i64, &str), metrics: &[MonitorMetric], alerts: &[Alert]) -> Result<()>;
     /// A deployment's metric series (all metrics when `metric` is `None`), oldest first.
     async fn monitor_metrics(&self, deployment: &str, metric: Option<&str>) -> Result<Vec<MonitorMetric>>;
     /// Alerts, newest first.

@@ -7,31 +7,31 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 use steward_runtime::frame::Cell;
 use steward_stats::drift::ColumnType;
-use steward_stats::profile::{ColumnProfiler, Profile};
+use steward_server::serving::log::tensors_json;
+use steward_server::serving::monitor::{Outputs, answered};
+use steward_stats::profile::{ColumnProfile, ColumnProfiler, Profile};
 
 use crate::remote::send;
 use crate::{report, table};
 
-/// Profiles every column of a table in one pass (types inferred as for drift reports; free
-/// text is profiled as categories).
+/// Profiles a table column by column (a Parquet file is read one column at a time); types are
+/// inferred as for drift reports, free text is profiled as categories.
 pub fn profile(path: &Path) -> anyhow::Result<Profile> {
-    let frame = table::read(path)?;
-    let columns = frame
-        .columns
-        .iter()
-        .map(|(name, cells)| {
-            let ty = report::column_type(cells).unwrap_or(ColumnType::Categorical);
-            let mut p = ColumnProfiler::new(name, ty);
-            for c in cells {
-                match ty {
-                    ColumnType::Numerical => p.push_number(report::as_number(c)),
-                    ColumnType::Categorical => p.push_label(report::category(c).as_deref()),
-                }
+    let table = table::Columns::open(path)?;
+    let mut columns = Vec::with_capacity(table.names().len());
+    for name in table.names() {
+        let cells = table.column(name)?.unwrap_or_default();
+        let ty = report::column_type(&cells).unwrap_or(ColumnType::Categorical);
+        let mut p = ColumnProfiler::new(name, ty);
+        for c in &cells {
+            match ty {
+                ColumnType::Numerical => p.push_number(report::as_number(c)),
+                ColumnType::Categorical => p.push_label(report::category(c).as_deref()),
             }
-            p.finish()
-        })
-        .collect();
-    Ok(Profile { rows: frame.rows() as u64, columns })
+        }
+        columns.push(p.finish());
+    }
+    Ok(Profile { rows: table.rows() as u64, columns })
 }
 
 /// SHA-256 over a canonical encoding of a table, so that the same data reads the same from CSV
@@ -82,6 +82,14 @@ pub enum DataCommand {
     },
     /// Print a table's fingerprint: SHA-256 of its content, equal for the same data in CSV and Parquet
     Fingerprint { file: PathBuf },
+    /// Infer an expectation suite (YAML) from a table: its schema, null shares, ranges and
+    /// allowed values, to edit and use with `data validate`
+    Suite {
+        file: PathBuf,
+        /// Write the suite here (default: print it)
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Check a table against an expectation suite (YAML); exit 1 when an expectation fails
     Validate {
         /// The expectation suite
@@ -114,6 +122,14 @@ pub enum MonitorCommand {
         /// POST alerts here (Slack-compatible payload)
         #[arg(long)]
         webhook: Option<String>,
+        /// More of the monitor's spec, YAML or JSON: `outputs`, `quality` (min_roc_auc,
+        /// min_accuracy), `fairness` (attribute, favorable, min_ratio), `slo` (max_error_rate,
+        /// max_latency_p95_ms, max_missing_share), `threshold`
+        #[arg(long)]
+        spec: Option<PathBuf>,
+        /// Do not score the reference data with the deployed champion for prediction drift
+        #[arg(long)]
+        no_prediction_drift: bool,
         #[arg(long, env = "MLFLOW_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
         tracking_uri: String,
     },
@@ -125,8 +141,30 @@ pub enum MonitorCommand {
     },
 }
 
+/// The profile of the deployed champion's predictions on the reference table: its score, or
+/// its label when it gives none.
+async fn prediction_profile(http: &reqwest::Client, base: &str, tracking_uri: &str, deployment: &str, reference: &Path, spec: &Value) -> anyhow::Result<ColumnProfile> {
+    let d = send(http.get(format!("{base}/api/steward/v1/deployments/{deployment}"))).await?;
+    let champion = d["deployment"]["routes"].as_array().into_iter().flatten().find(|r| r["role"] == "champion").context("the deployment has no loaded champion")?;
+    let uri = format!("models:/{}/{}", champion["model"].as_str().unwrap_or_default(), champion["version"]);
+    let model = steward_runtime::Model::load(&crate::remote::fetch_model(tracking_uri, &uri).await?)?;
+    let frame = table::read(reference)?;
+    let outputs: Outputs = serde_json::from_value(spec.get("outputs").cloned().unwrap_or(json!({}))).context("the spec's 'outputs'")?;
+    let threshold = spec.pointer("/quality/threshold").and_then(Value::as_f64).unwrap_or(0.5);
+    let answer = answered(&outputs, &tensors_json(&model.predict(&frame.to_inputs(model.signature())?)?), threshold);
+    let scored = answer.scores.iter().any(Option::is_some);
+    let mut p = ColumnProfiler::new("prediction", if scored { ColumnType::Numerical } else { ColumnType::Categorical });
+    if scored {
+        answer.scores.iter().for_each(|s| p.push_number(*s));
+    } else {
+        anyhow::ensure!(!answer.labels.is_empty(), "its outputs have neither a score nor a label (set outputs.score or outputs.label in --spec)");
+        answer.labels.iter().for_each(|l| p.push_label(l.as_deref()));
+    }
+    Ok(p.finish())
+}
+
 pub fn run(cmd: DataCommand) -> anyhow::Result<std::process::ExitCode> {
-    let (file, out) = match cmd {
+    let (text, out) = match cmd {
         DataCommand::Fingerprint { file } => {
             println!("sha256:{}", fingerprint(&file)?);
             return Ok(std::process::ExitCode::SUCCESS);
@@ -135,9 +173,9 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<std::process::ExitCode> {
             let ok = crate::validate::run(&suite, &file, json.as_deref())?;
             return Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) });
         }
-        DataCommand::Profile { file, out } => (file, out),
+        DataCommand::Suite { file, out } => (crate::validate::infer(&file)?, out),
+        DataCommand::Profile { file, out } => (serde_json::to_string_pretty(&profile(&file)?)?, out),
     };
-    let text = serde_json::to_string_pretty(&profile(&file)?)?;
     match out {
         Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
         None => crate::print_stdout(&text)?,
@@ -148,23 +186,48 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<std::process::ExitCode> {
 pub async fn monitor(cmd: MonitorCommand) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     match cmd {
-        MonitorCommand::Create { deployment, reference, window_size, drift_share, stattest, webhook, tracking_uri } => {
-            let profile: Value = if reference.extension().is_some_and(|e| e == "json") {
+        MonitorCommand::Create { deployment, reference, window_size, drift_share, stattest, webhook, spec, no_prediction_drift, tracking_uri } => {
+            let base = crate::remote::base(&tracking_uri)?;
+            let is_profile = reference.extension().is_some_and(|e| e == "json");
+            let profile: Value = if is_profile {
                 serde_json::from_str(&std::fs::read_to_string(&reference).with_context(|| format!("reading {}", reference.display()))?)?
             } else {
                 serde_json::to_value(profile(&reference)?)?
             };
-            let mut body = json!({ "reference": profile, "window_size": window_size, "drift_share": drift_share });
+            let mut body = match &spec {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                    let v: Value = serde_norway::from_str(&text).with_context(|| format!("{}: not a YAML or JSON monitor spec", path.display()))?;
+                    anyhow::ensure!(v.is_object(), "{}: the monitor spec must be a mapping", path.display());
+                    v
+                }
+                None => json!({}),
+            };
+            body["reference"] = profile;
+            body["window_size"] = json!(window_size);
+            body["drift_share"] = json!(drift_share);
             if let Some(t) = stattest {
                 body["stattest"] = json!(t);
             }
             if let Some(w) = webhook {
                 body["webhook_url"] = json!(w);
             }
-            let url = format!("{}/api/steward/v1/deployments/{deployment}/monitor", crate::remote::base(&tracking_uri)?);
+            if !is_profile && !no_prediction_drift {
+                match prediction_profile(&http, &base, &tracking_uri, &deployment, &reference, &body).await {
+                    Ok(p) => body["reference_prediction"] = serde_json::to_value(p)?,
+                    Err(e) => eprintln!("warning: no prediction drift (the champion could not score {}): {e:#}", reference.display()),
+                }
+            }
+            let url = format!("{base}/api/steward/v1/deployments/{deployment}/monitor");
             let out = send(http.put(url).json(&body)).await?;
             let m = &out["monitor"];
-            println!("monitoring {deployment}: windows of {} predictions over {} features", m["window_size"], m["features"].as_array().map_or(0, Vec::len));
+            let mut watching = vec![format!("{} features", m["features"].as_array().map_or(0, Vec::len))];
+            for (what, label) in [("prediction_drift", "prediction drift"), ("quality", "quality from labels"), ("fairness", "fairness")] {
+                if m[what].as_bool() == Some(true) {
+                    watching.push(label.to_owned());
+                }
+            }
+            println!("monitoring {deployment}: windows of {} predictions over {}", m["window_size"], watching.join(", "));
         }
         MonitorCommand::Delete { deployment, tracking_uri } => {
             let url = format!("{}/api/steward/v1/deployments/{deployment}/monitor", crate::remote::base(&tracking_uri)?);

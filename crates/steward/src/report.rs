@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use steward_runtime::frame::{Cell, Frame};
+use steward_runtime::frame::Cell;
 use steward_stats::drift::{self, ColumnType, DriftOptions, StatTest, Values};
 
 use crate::table;
@@ -136,36 +136,85 @@ fn values(ty: ColumnType, cells: &[Cell]) -> Values {
 pub struct Computed {
     pub report: drift::DatasetDrift,
     pub skipped: Vec<(String, &'static str)>,
-    pub reference: Frame,
-    pub current: Frame,
+    pub reference_rows: usize,
+    pub current_rows: usize,
+    /// Per tested column, when asked for: bin labels and the reference and current shares.
+    pub histograms: Vec<(String, Histogram)>,
 }
 
-pub fn compute(reference: &Path, current: &Path, options: &DriftOptions) -> anyhow::Result<Computed> {
-    let reference_frame = table::read(reference)?;
-    let current_frame = table::read(current)?;
-    let mut columns = Vec::new();
-    let mut skipped = Vec::new();
-    for (name, cur) in &current_frame.columns {
-        let Some(reference_cells) = reference_frame.columns.iter().find(|c| &c.0 == name).map(|c| &c.1) else {
-            skipped.push((name.clone(), "not in the reference"));
-            continue;
-        };
-        let Some(ty) = column_type(cur) else {
-            skipped.push((name.clone(), "free text (more than half its values distinct)"));
-            continue;
-        };
-        if ty == ColumnType::Numerical && dtype(reference_cells) == Dtype::Str {
-            anyhow::bail!("column '{name}' is numeric in {} but not in {}", current.display(), reference.display());
+pub type Histogram = (Vec<String>, Vec<f64>, Vec<f64>);
+
+/// What one column came to.
+enum Outcome {
+    Tested(drift::ColumnDrift, Option<Histogram>),
+    Skipped(&'static str),
+}
+
+fn judge_column(name: &str, reference: &table::Columns, current: &table::Columns, options: &DriftOptions, histograms: bool) -> anyhow::Result<Outcome> {
+    let Some(reference_cells) = reference.column(name)? else { return Ok(Outcome::Skipped("not in the reference")) };
+    let cur = current.column(name)?.unwrap_or_default();
+    let Some(ty) = column_type(&cur) else { return Ok(Outcome::Skipped("free text (more than half its values distinct)")) };
+    if ty == ColumnType::Numerical && dtype(&reference_cells) == Dtype::Str {
+        anyhow::bail!("column '{name}' is numeric in the current table but not in the reference");
+    }
+    let (r, c) = (values(ty, &reference_cells), values(ty, &cur));
+    drop((reference_cells, cur));
+    if r.is_empty() || c.is_empty() {
+        anyhow::bail!("column '{name}' has no values in the {} table", if r.is_empty() { "reference" } else { "current" });
+    }
+    let tested = drift::column_drift(name, ty, &r, &c, options)?;
+    Ok(Outcome::Tested(tested, histograms.then(|| histogram(ty, &r, &c))))
+}
+
+/// Tests every column of the current table against the reference, column by column on two
+/// threads: at most four columns are held at once, whatever the tables' widths.
+pub fn compute(reference: &Path, current: &Path, options: &DriftOptions, histograms: bool) -> anyhow::Result<Computed> {
+    let reference_table = table::Columns::open(reference)?;
+    let current_table = table::Columns::open(current)?;
+    let names = current_table.names().to_vec();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut outcomes: Vec<(usize, anyhow::Result<Outcome>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(name) = names.get(i) else { break done };
+                        let outcome = judge_column(name, &reference_table, &current_table, options, histograms);
+                        let failed = outcome.is_err();
+                        done.push((i, outcome));
+                        if failed {
+                            next.store(names.len(), std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("a drift worker panicked")).collect()
+    });
+    outcomes.sort_by_key(|o| o.0);
+    let (mut columns, mut skipped, mut hist) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, outcome) in outcomes {
+        match outcome? {
+            Outcome::Tested(c, h) => {
+                if let Some(h) = h {
+                    hist.push((c.name.clone(), h));
+                }
+                columns.push(c);
+            }
+            Outcome::Skipped(why) => skipped.push((names[i].clone(), why)),
         }
-        let (r, c) = (values(ty, reference_cells), values(ty, cur));
-        if r.is_empty() || c.is_empty() {
-            anyhow::bail!("column '{name}' has no values in {}", if r.is_empty() { reference.display() } else { current.display() });
-        }
-        columns.push(drift::column_drift(name, ty, &r, &c, options)?);
     }
     // Evidently's order: numerical columns first, then categorical.
     columns.sort_by_key(|c| c.column_type != ColumnType::Numerical);
-    Ok(Computed { report: drift::dataset_drift(columns, options), skipped, reference: reference_frame, current: current_frame })
+    Ok(Computed {
+        report: drift::dataset_drift(columns, options),
+        skipped,
+        reference_rows: reference_table.rows(),
+        current_rows: current_table.rows(),
+        histograms: hist,
+    })
 }
 
 pub fn run(args: DriftArgs) -> anyhow::Result<()> {
@@ -174,7 +223,7 @@ pub fn run(args: DriftArgs) -> anyhow::Result<()> {
         threshold: args.threshold,
         drift_share: Some(args.drift_share),
     };
-    let computed = compute(&args.reference, &args.current, &options)?;
+    let computed = compute(&args.reference, &args.current, &options, args.html.is_some())?;
     let mut json = serde_json::to_value(&computed.report)?;
     if !computed.skipped.is_empty() {
         json["skipped_columns"] = computed.skipped.iter().map(|(n, why)| serde_json::json!({ "name": n, "reason": why })).collect();
@@ -202,7 +251,7 @@ fn esc(s: &str) -> String {
 
 /// Reference and current shares per bin (Sturges bins over both for numeric columns, the 20
 /// most frequent values for categorical ones).
-fn histogram(ty: ColumnType, r: &Values, c: &Values) -> (Vec<String>, Vec<f64>, Vec<f64>) {
+fn histogram(ty: ColumnType, r: &Values, c: &Values) -> Histogram {
     match (ty, r, c) {
         (ColumnType::Numerical, Values::Numeric(r), Values::Numeric(c)) => {
             let (lo, hi) = r.iter().chain(c).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
@@ -264,8 +313,8 @@ fn html(computed: &Computed) -> String {
         r.drift_share,
         if r.dataset_drift { "drift" } else { "" },
         if r.dataset_drift { "dataset drift" } else { "no dataset drift" },
-        computed.reference.rows(),
-        computed.current.rows()
+        computed.reference_rows,
+        computed.current_rows
     );
     out.push_str("<table><tr><th>column</th><th>type</th><th>test</th><th>statistic</th><th>p-value</th><th>threshold</th><th>drift</th></tr>");
     for c in &r.columns {
@@ -284,10 +333,8 @@ fn html(computed: &Computed) -> String {
     }
     out.push_str("</table>");
     for c in &r.columns {
-        let cells = |f: &Frame| f.columns.iter().find(|x| x.0 == c.name).map(|x| values(c.column_type, &x.1));
-        let (Some(rv), Some(cv)) = (cells(&computed.reference), cells(&computed.current)) else { continue };
-        let (labels, rh, ch) = histogram(c.column_type, &rv, &cv);
-        let _ = write!(out, "<h2 id=\"c-{0}\">{0}</h2>{1}", esc(&c.name), svg(&labels, &rh, &ch));
+        let Some((_, (labels, rh, ch))) = computed.histograms.iter().find(|h| h.0 == c.name) else { continue };
+        let _ = write!(out, "<h2 id=\"c-{0}\">{0}</h2>{1}", esc(&c.name), svg(labels, rh, ch));
     }
     if !computed.skipped.is_empty() {
         out.push_str("<h2>Not tested</h2><ul>");

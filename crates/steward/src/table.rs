@@ -1,12 +1,14 @@
 //! Reading and writing tables for the batch commands: CSV and Parquet files to and from the
 //! runtime's [`Frame`] and output tensors.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, bail};
 use arrow_array::{Array, ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use steward_runtime::frame::{Cell, Frame, output_columns, output_width};
 use steward_runtime::{Data, Tensor};
 
@@ -33,8 +35,70 @@ pub fn read(path: &Path) -> anyhow::Result<Frame> {
     }
 }
 
+/// A table read one column at a time, so that a command working column by column holds only
+/// the columns in hand: a Parquet file decodes just that column's pages; a CSV file is parsed
+/// once and its columns handed out (each at most once).
+pub enum Columns {
+    Csv { frame: Mutex<Frame>, names: Vec<String>, rows: usize },
+    Parquet { path: PathBuf, names: Vec<String>, rows: usize },
+}
+
+impl Columns {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        match format(path)? {
+            Format::Csv => {
+                let frame = read(path)?;
+                let (names, rows) = (frame.columns.iter().map(|c| c.0.clone()).collect(), frame.rows());
+                Ok(Self::Csv { frame: Mutex::new(frame), names, rows })
+            }
+            Format::Parquet => {
+                let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+                let builder = ParquetRecordBatchReaderBuilder::try_new(file).with_context(|| format!("reading {}", path.display()))?;
+                let names = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+                let rows = usize::try_from(builder.metadata().file_metadata().num_rows())?;
+                Ok(Self::Parquet { path: path.to_owned(), names, rows })
+            }
+        }
+    }
+
+    pub fn names(&self) -> &[String] {
+        match self {
+            Self::Csv { names, .. } | Self::Parquet { names, .. } => names,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        match self {
+            Self::Csv { rows, .. } | Self::Parquet { rows, .. } => *rows,
+        }
+    }
+
+    /// One column's cells; `None` for a name the table lacks (or a CSV column already taken).
+    pub fn column(&self, name: &str) -> anyhow::Result<Option<Vec<Cell>>> {
+        let Some(index) = self.names().iter().position(|n| n == name) else { return Ok(None) };
+        match self {
+            Self::Csv { frame, .. } => {
+                let mut frame = frame.lock().map_err(|_| anyhow::anyhow!("a reader thread failed"))?;
+                Ok(Some(std::mem::take(&mut frame.columns[index].1)))
+            }
+            Self::Parquet { path, .. } => {
+                let read = || -> anyhow::Result<Vec<Cell>> {
+                    let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path)?)?;
+                    let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+                    let mut out = Vec::with_capacity(self.rows());
+                    for batch in builder.with_projection(mask).with_batch_size(65_536).build()? {
+                        append_cells(name, batch?.column(0), &mut out)?;
+                    }
+                    Ok(out)
+                };
+                read().with_context(|| format!("reading column '{name}' of {}", path.display())).map(Some)
+            }
+        }
+    }
+}
+
 fn read_parquet(file: std::fs::File) -> anyhow::Result<Frame> {
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
     let mut frame: Option<Frame> = None;
     for batch in reader {
         let batch = batch?;

@@ -118,7 +118,7 @@ pub fn run(suite_path: &Path, file: &Path, json_out: Option<&Path>) -> anyhow::R
             check.add(if kind == Kind::Numeric { "column_is_numeric" } else { "column_is_categorical" }, Some(name), bad.is_empty(), json!(bad.is_empty()), &bad, bad.len());
         }
         if let Some(max) = rules.max_null_share {
-            let nulls: Vec<(usize, String)> = (0..cells.len()).filter(|i| !present.iter().any(|(j, _)| j == i)).map(|i| (i, String::new())).collect();
+            let nulls: Vec<(usize, String)> = cells.iter().enumerate().filter(|(_, c)| matches!(c, Cell::Null) || matches!(c, Cell::Num(v) if v.is_nan())).map(|(i, _)| (i, String::new())).collect();
             let share = if cells.is_empty() { 0.0 } else { nulls.len() as f64 / cells.len() as f64 };
             check.add("null_share_at_most", Some(name), share <= max, json!(share), &nulls, nulls.len());
         }
@@ -155,4 +155,44 @@ pub fn run(suite_path: &Path, file: &Path, json_out: Option<&Path>) -> anyhow::R
     }
     eprintln!("{} of {} expectations met", check.results.len() - failed, check.results.len());
     Ok(success)
+}
+
+/// Categorical columns with at most this many distinct values get an `allowed` list.
+const ALLOWED_BOUND: usize = 50;
+
+/// Infers a suite from a table, column by column (schema inference): each column present with
+/// its type and observed null share; numeric ranges; the allowed values of categorical columns
+/// with at most [`ALLOWED_BOUND`] of them; uniqueness where every value is present and
+/// distinct; the row count at least 1. A starting point to edit, as YAML.
+pub fn infer(file: &Path) -> anyhow::Result<String> {
+    let table = table::Columns::open(file)?;
+    let mut columns = serde_json::Map::new();
+    for name in table.names() {
+        let cells = table.column(name)?.unwrap_or_default();
+        let present: Vec<&Cell> = cells.iter().filter(|c| !matches!(c, Cell::Null) && !matches!(c, Cell::Num(v) if v.is_nan())).collect();
+        let null_share = if cells.is_empty() { 0.0 } else { 1.0 - present.len() as f64 / cells.len() as f64 };
+        // Rounded up to 4 decimals, so that the file itself passes.
+        let mut rules = json!({ "max_null_share": (null_share * 1e4).ceil() / 1e4 });
+        let numeric = !present.is_empty() && report::column_type(&cells) == Some(steward_stats::drift::ColumnType::Numerical) && present.iter().all(|c| report::as_number(c).is_some() && !matches!(c, Cell::Bool(_)));
+        let mut distinct: Vec<String> = present.iter().filter_map(|c| report::category(c)).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if numeric {
+            let values = present.iter().filter_map(|c| report::as_number(c));
+            rules["type"] = json!("numeric");
+            rules["min"] = json!(values.clone().fold(f64::INFINITY, f64::min));
+            rules["max"] = json!(values.fold(f64::NEG_INFINITY, f64::max));
+        } else {
+            rules["type"] = json!("categorical");
+            if distinct.len() <= ALLOWED_BOUND && !distinct.is_empty() {
+                rules["allowed"] = json!(distinct);
+            }
+        }
+        if present.len() == cells.len() && distinct.len() == cells.len() && cells.len() > ALLOWED_BOUND {
+            rules["unique"] = json!(true);
+        }
+        columns.insert(name.clone(), rules);
+    }
+    let suite = json!({ "row_count": { "min": 1 }, "columns": columns });
+    Ok(serde_norway::to_string(&suite)?)
 }

@@ -166,8 +166,9 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
 }
 
 /// `PUT /api/steward/v1/deployments/NAME/monitor`: starts (or replaces) the deployment's
-/// monitor with `{reference, window_size, drift_share?, stattest?, threshold?, webhook_url?}`;
-/// predictions from now on are judged.
+/// monitor (`monitor::MonitorSpec`: reference profile, window size, drift settings, webhook,
+/// prediction reference, outputs, quality, fairness, SLO thresholds); predictions from now on
+/// are judged.
 pub async fn put_monitor(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
     let mut body = Value::Object(body(&f));
     if let Some(o) = body.as_object_mut() {
@@ -177,7 +178,8 @@ pub async fn put_monitor(State(s): State<AppState>, Path(name): Path<String>, f:
     let text = serde_json::to_string(&spec).map_err(|e| Error::internal(e.to_string()))?;
     s.store.put_monitor(f.audit(), &name, &text, super::now_ms()).await?;
     let features: Vec<&str> = spec.reference.columns.iter().map(|c| c.name.as_str()).collect();
-    Ok(Json(json!({ "monitor": { "deployment": name, "window_size": spec.window_size, "drift_share": spec.drift_share, "features": features, "webhook_url": spec.webhook_url } })))
+    Ok(Json(json!({ "monitor": { "deployment": name, "window_size": spec.window_size, "drift_share": spec.drift_share, "features": features, "webhook_url": spec.webhook_url,
+        "prediction_drift": spec.reference_prediction.is_some(), "quality": spec.quality.is_some(), "fairness": spec.fairness.is_some() } })))
 }
 
 pub async fn delete_monitor(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {

@@ -76,6 +76,17 @@ impl Metrics {
         r
     }
 
+    /// Per deployment, its (answered, failed) request totals, shadows left out.
+    pub fn counters(&self) -> std::collections::HashMap<String, (u64, u64)> {
+        let mut out: std::collections::HashMap<String, (u64, u64)> = Default::default();
+        for r in self.routes.lock().expect("metrics lock").iter().filter(|r| r.route != "shadow") {
+            let c = out.entry(r.deployment.clone()).or_default();
+            c.0 += r.requests.load(Relaxed);
+            c.1 += r.bad_input.load(Relaxed) + r.errors.load(Relaxed);
+        }
+        out
+    }
+
     pub fn render(&self, queue_depth: usize, queue_capacity: usize) -> String {
         let routes = self.routes.lock().expect("metrics lock").clone();
         let mut out = String::with_capacity(4096);

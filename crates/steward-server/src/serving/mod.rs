@@ -163,8 +163,10 @@ impl Serving {
         let (store, me) = (self.store.clone(), Arc::downgrade(self));
         tokio::spawn(async move {
             let http = reqwest::Client::new();
-            while me.strong_count() > 0 {
-                if let Err(e) = monitor::tick(&store, &http).await {
+            let mut seen = monitor::Counters::new();
+            loop {
+                let Some(counters) = me.upgrade().map(|s| s.metrics.counters()) else { return };
+                if let Err(e) = monitor::tick(&store, &http, &counters, &mut seen).await {
                     tracing::warn!("monitor tick failed: {}", e.message());
                 }
                 tokio::time::sleep(monitor::TICK).await;

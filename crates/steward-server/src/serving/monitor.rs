@@ -1,17 +1,22 @@
 //! Monitors: each deployment with a monitor has its answered predictions judged in windows of a
-//! fixed number of rows against the reference profile — per-feature drift (Evidently's tests),
-//! missing shares, dataset drift, latency — stored as time series; a dataset drift raises an
-//! alert, delivered to the monitor's webhook (Slack-compatible) with retries and backoff.
+//! fixed number of logged predictions against the reference profile — per-feature drift
+//! (Evidently's tests), prediction drift, missing and out-of-range shares, dataset drift,
+//! fairness by a protected attribute logged as context, latency and error rate — and its
+//! labelled predictions judged in windows of the same size in the order their labels arrived
+//! (accuracy, ROC AUC and the rest of `steward_stats::quality`, equalized odds). Every metric is
+//! stored as a time series; thresholds raise alerts, delivered to the monitor's webhook
+//! (Slack-compatible) with retries and backoff.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use steward_core::serving::{Alert, MonitorMetric, PredictionRecord};
+use serde_json::{Map, Value, json};
+use steward_core::serving::{Alert, MonitorMetric, PredictionRecord, WindowKind};
 use steward_core::{Error, Result};
 use steward_stats::drift::{self, ColumnType, DriftOptions, StatTest, Values};
-use steward_stats::profile::Profile;
+use steward_stats::profile::{ColumnProfile, Profile};
 use steward_store::MetadataStore;
 
 /// How often monitors look for complete windows.
@@ -19,10 +24,16 @@ pub const TICK: Duration = Duration::from_millis(500);
 const WEBHOOK_ATTEMPTS: i64 = 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MonitorSpec {
     /// The reference profile (`steward data profile`): feature names, types and samples.
     pub reference: Profile,
-    /// Logged predictions (one per answered request, whatever its row count) per window.
+    /// The profile of the model's own predictions on the reference data (the score, or the
+    /// label when the model gives no score), for prediction drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_prediction: Option<ColumnProfile>,
+    /// Logged predictions (one per answered request, whatever its row count) per window; also
+    /// labelled predictions per quality window.
     pub window_size: usize,
     #[serde(default = "default_share")]
     pub drift_share: f64,
@@ -32,10 +43,95 @@ pub struct MonitorSpec {
     pub threshold: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<String>,
+    /// Which outputs are the predicted label and the score.
+    #[serde(default)]
+    pub outputs: Outputs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<QualitySpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<FairnessSpec>,
+    #[serde(default)]
+    pub slo: Slo,
+}
+
+/// How to read a binary classifier's answer. By default the label is the output named `label`
+/// (or `output_label`) and the score the output named `probabilities` (or `output_probability`,
+/// `probability`): its column 1 when it has two columns, else its only value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outputs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_column: Option<usize>,
+    /// The positive class (default 1): what the score is the probability of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive: Option<Value>,
+}
+
+/// Quality once labels arrive (feedback), for binary classifiers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualitySpec {
+    /// Score at or above which a row is predicted positive when the model gives no label.
+    #[serde(default = "default_half")]
+    pub threshold: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_roc_auc: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_accuracy: Option<f64>,
+}
+
+/// Group fairness by a protected attribute that callers send as context
+/// (`{"context": {"age_band": "18-25"}}`, or one value per row), not as a model input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FairnessSpec {
+    pub attribute: String,
+    /// The predicted label that is the favourable outcome (default: the positive class). For a
+    /// default-risk model whose positive class is "defaults", that is 0: approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub favorable: Option<Value>,
+    /// Alert when a group's favourable rate over the highest group's falls below this.
+    #[serde(default = "default_four_fifths")]
+    pub min_ratio: f64,
+    /// Groups with fewer rows in a window are left out of that window's comparison.
+    #[serde(default = "default_min_group_rows")]
+    pub min_group_rows: usize,
+}
+
+/// Service and data-quality thresholds; each alerts when crossed in a window.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_p95_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_missing_share: Option<f64>,
 }
 
 fn default_share() -> f64 {
     0.5
+}
+fn default_half() -> f64 {
+    0.5
+}
+fn default_four_fifths() -> f64 {
+    0.8
+}
+fn default_min_group_rows() -> usize {
+    30
+}
+
+fn share(name: &str, v: Option<f64>) -> Result<()> {
+    match v {
+        Some(x) if !(0.0..=1.0).contains(&x) => Err(Error::invalid(format!("{name} must be within 0..1, got {x}"))),
+        _ => Ok(()),
+    }
 }
 
 impl MonitorSpec {
@@ -47,9 +143,7 @@ impl MonitorSpec {
         if spec.reference.columns.is_empty() {
             return Err(Error::invalid("the reference profile has no columns"));
         }
-        if !(0.0..=1.0).contains(&spec.drift_share) {
-            return Err(Error::invalid(format!("drift_share must be within 0..1, got {}", spec.drift_share)));
-        }
+        share("drift_share", Some(spec.drift_share))?;
         if let Some(t) = &spec.stattest {
             StatTest::parse(t).map_err(|e| Error::invalid(e.to_string()))?;
         }
@@ -58,12 +152,108 @@ impl MonitorSpec {
         {
             return Err(Error::invalid(format!("webhook_url must be an http(s) URL, got '{url}'")));
         }
+        if let Some(q) = &spec.quality {
+            share("quality.threshold", Some(q.threshold))?;
+            share("quality.min_roc_auc", q.min_roc_auc)?;
+            share("quality.min_accuracy", q.min_accuracy)?;
+        }
+        if let Some(f) = &spec.fairness {
+            if f.attribute.is_empty() {
+                return Err(Error::invalid("fairness.attribute must name a context attribute"));
+            }
+            share("fairness.min_ratio", Some(f.min_ratio))?;
+        }
+        share("slo.max_error_rate", spec.slo.max_error_rate)?;
+        share("slo.max_missing_share", spec.slo.max_missing_share)?;
+        if let Some(ms) = spec.slo.max_latency_p95_ms
+            && !(ms > 0.0)
+        {
+            return Err(Error::invalid(format!("slo.max_latency_p95_ms must be positive, got {ms}")));
+        }
+        for v in [spec.outputs.positive.as_ref(), spec.fairness.as_ref().and_then(|f| f.favorable.as_ref())].into_iter().flatten() {
+            if key(v).is_none() {
+                return Err(Error::invalid(format!("a class must be a number, string or boolean, got {v}")));
+            }
+        }
         Ok(spec)
     }
 
     fn options(&self) -> DriftOptions {
         DriftOptions { stattest: self.stattest.as_deref().and_then(|t| StatTest::parse(t).ok()), threshold: self.threshold, drift_share: Some(self.drift_share) }
     }
+
+    fn positive(&self) -> String {
+        self.outputs.positive.as_ref().and_then(key).unwrap_or_else(|| "1".into())
+    }
+}
+
+/// A class as a comparable key: integral numbers without a fraction, booleans as 1/0.
+pub fn key(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => Some(match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => format!("{}", f as i64),
+            _ => n.to_string(),
+        }),
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(if *b { "1".into() } else { "0".into() }),
+        _ => None,
+    }
+}
+
+/// One answer read as a binary classifier's: per row, the predicted class and the score.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Answered {
+    pub labels: Vec<Option<String>>,
+    pub scores: Vec<Option<f64>>,
+}
+
+impl Answered {
+    pub fn rows(&self) -> usize {
+        self.labels.len().max(self.scores.len())
+    }
+}
+
+fn tensor<'a>(outputs: &'a Map<String, Value>, named: Option<&String>, defaults: &[&str]) -> Option<&'a Value> {
+    match named {
+        Some(n) => outputs.get(n),
+        None => defaults.iter().find_map(|d| outputs.get(*d)),
+    }
+}
+
+/// Reads logged outputs (`{name: {"shape": [...], "data": [...]}}`) as labels and scores.
+pub fn answered(outputs: &Outputs, logged: &Value, threshold: f64) -> Answered {
+    let Some(map) = logged.as_object() else { return Answered::default() };
+    let mut out = Answered::default();
+    if let Some(t) = tensor(map, outputs.score.as_ref(), &["probabilities", "output_probability", "probability"]) {
+        let data = t.get("data").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        let shape: Vec<u64> = t.get("shape").and_then(Value::as_array).map(|s| s.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+        let width = if shape.len() >= 2 { shape[1..].iter().product::<u64>() as usize } else { 1 };
+        let column = outputs.score_column.unwrap_or(if width == 2 { 1 } else { 0 });
+        if width > 0 && column < width {
+            out.scores = data.iter().skip(column).step_by(width).map(Value::as_f64).collect();
+        }
+    }
+    match tensor(map, outputs.label.as_ref(), &["label", "output_label"]) {
+        Some(t) => out.labels = t.get("data").and_then(Value::as_array).map(|d| d.iter().map(key).collect()).unwrap_or_default(),
+        None => {
+            out.labels = out.scores.iter().map(|s| s.map(|s| if s >= threshold { "1".to_owned() } else { "0".to_owned() })).collect();
+        }
+    }
+    out
+}
+
+/// A per-row value given once for the whole request or as a list of one per row.
+fn per_row(v: Option<&Value>, rows: usize) -> Vec<Option<String>> {
+    match v {
+        Some(Value::Array(items)) if items.len() == rows => items.iter().map(key).collect(),
+        Some(v) if !v.is_array() => vec![key(v); rows],
+        _ => vec![None; rows],
+    }
+}
+
+fn groups(spec: &FairnessSpec, record: &PredictionRecord, rows: usize) -> Vec<Option<String>> {
+    let context: Option<Value> = record.context.as_deref().and_then(|c| serde_json::from_str(c).ok());
+    per_row(context.as_ref().and_then(|c| c.get(&spec.attribute)), rows)
 }
 
 /// One feature's values in a window: numbers (NaN missing) or labels (`None` missing).
@@ -114,12 +304,30 @@ fn metric(deployment: &str, window: (i64, i64), name: &str, feature: &str, value
     MonitorMetric { deployment: deployment.to_owned(), window_start: window.0, window_end: window.1, metric: name.to_owned(), feature: feature.to_owned(), value }
 }
 
-/// Judges one window: its metrics, and the alerts they raise.
-pub fn judge(deployment: &str, spec: &MonitorSpec, records: &[PredictionRecord]) -> (Vec<MonitorMetric>, Vec<Alert>) {
+fn alert(deployment: &str, time: i64, kind: &str, value: f64, threshold: f64, message: String) -> Alert {
+    Alert {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        deployment: deployment.to_owned(),
+        time,
+        kind: kind.to_owned(),
+        value,
+        threshold,
+        message,
+        delivered: false,
+        attempts: 0,
+    }
+}
+
+/// Judges one window of answered predictions: its metrics, and the alerts they raise.
+/// `error_rate` is the share of requests answered with an error since the previous window.
+pub fn judge(deployment: &str, spec: &MonitorSpec, records: &[PredictionRecord], error_rate: Option<f64>) -> (Vec<MonitorMetric>, Vec<Alert>) {
     let window = (records.first().map_or(0, |r| r.time), records.last().map_or(0, |r| r.time));
+    let n = records.len();
     let options = spec.options();
     let mut metrics = Vec::new();
+    let mut alerts = Vec::new();
     let mut columns = Vec::new();
+    let mut worst_missing: Option<(f64, &str)> = None;
     for (profile, current) in spec.reference.columns.iter().zip(features(spec, records)) {
         let (values, total) = match current {
             Column::Numbers(x) => {
@@ -134,7 +342,17 @@ pub fn judge(deployment: &str, spec: &MonitorSpec, records: &[PredictionRecord])
         if total == 0 {
             continue;
         }
-        metrics.push(metric(deployment, window, "missing_share", &profile.name, 1.0 - values.len() as f64 / total as f64));
+        let missing = 1.0 - values.len() as f64 / total as f64;
+        metrics.push(metric(deployment, window, "missing_share", &profile.name, missing));
+        if worst_missing.is_none_or(|w| missing > w.0) {
+            worst_missing = Some((missing, &profile.name));
+        }
+        if let (Values::Numeric(x), Some(lo), Some(hi)) = (&values, profile.min, profile.max)
+            && !x.is_empty()
+        {
+            let outside = x.iter().filter(|v| **v < lo || **v > hi).count();
+            metrics.push(metric(deployment, window, "out_of_range_share", &profile.name, outside as f64 / x.len() as f64));
+        }
         if values.is_empty() {
             continue;
         }
@@ -150,58 +368,226 @@ pub fn judge(deployment: &str, spec: &MonitorSpec, records: &[PredictionRecord])
     let summary = drift::dataset_drift(columns, &options);
     metrics.push(metric(deployment, window, "drift_share", "", summary.share_of_drifted_columns));
     metrics.push(metric(deployment, window, "dataset_drift", "", f64::from(u8::from(summary.dataset_drift))));
+    if summary.dataset_drift {
+        let drifted: Vec<String> = summary.columns.iter().filter(|c| c.drift).map(|c| format!("{} ({} {:.4})", c.name, c.stattest.name(), c.p_value.unwrap_or(c.statistic))).collect();
+        let message = format!(
+            "Data drift on deployment '{deployment}': {} of {} features drifted over the last {n} predictions: {}",
+            summary.number_of_drifted_columns,
+            summary.number_of_columns,
+            drifted.join(", ")
+        );
+        alerts.push(alert(deployment, window.1, "data_drift", summary.share_of_drifted_columns, summary.drift_share, message));
+    }
+
+    let threshold = spec.quality.as_ref().map_or(0.5, |q| q.threshold);
+    let answers: Vec<Answered> = records.iter().map(|r| answered(&spec.outputs, &serde_json::from_str(&r.outputs).unwrap_or(Value::Null), threshold)).collect();
+    if let Some(reference) = &spec.reference_prediction {
+        let current = match reference.column_type {
+            ColumnType::Numerical => Values::Numeric(answers.iter().flat_map(|a| a.scores.iter().flatten().copied()).filter(|v| v.is_finite()).collect()),
+            ColumnType::Categorical => Values::Categorical(answers.iter().flat_map(|a| a.labels.iter().flatten().cloned()).collect()),
+        };
+        if !current.is_empty() {
+            match drift::column_drift("prediction", reference.column_type, &reference.values(), &current, &options) {
+                Ok(c) => {
+                    let score = c.p_value.unwrap_or(c.statistic);
+                    metrics.push(metric(deployment, window, "drift_score", "prediction", score));
+                    metrics.push(metric(deployment, window, "prediction_drift", "", f64::from(u8::from(c.drift))));
+                    if c.drift {
+                        let message = format!("Prediction drift on deployment '{deployment}': {} {score:.4} (threshold {}) over the last {n} predictions", c.stattest.name(), c.threshold);
+                        alerts.push(alert(deployment, window.1, "prediction_drift", score, c.threshold, message));
+                    }
+                }
+                Err(e) => tracing::warn!(deployment, "prediction drift not computed: {e}"),
+            }
+        }
+    }
+    let positive = spec.positive();
+    let labels: Vec<&str> = answers.iter().flat_map(|a| a.labels.iter().flatten().map(String::as_str)).collect();
+    if !labels.is_empty() {
+        metrics.push(metric(deployment, window, "positive_rate", "", labels.iter().filter(|l| **l == positive).count() as f64 / labels.len() as f64));
+    }
+    if let Some(f) = &spec.fairness {
+        let favorable = f.favorable.as_ref().and_then(key).unwrap_or_else(|| positive.clone());
+        let (mut selected, mut group) = (Vec::new(), Vec::new());
+        for (r, a) in records.iter().zip(&answers) {
+            for (label, g) in a.labels.iter().zip(groups(f, r, a.labels.len())) {
+                if let (Some(l), Some(g)) = (label, g) {
+                    selected.push(u8::from(*l == favorable));
+                    group.push(g);
+                }
+            }
+        }
+        if let Some(fair) = fairness(&selected, None, &group, f) {
+            for (g, rates) in &fair.groups {
+                metrics.push(metric(deployment, window, "selection_rate", g, rates.selection_rate));
+            }
+            metrics.push(metric(deployment, window, "demographic_parity_difference", "", fair.demographic_parity_difference));
+            if fair.adverse_impact_ratio.is_finite() {
+                metrics.push(metric(deployment, window, "adverse_impact_ratio", "", fair.adverse_impact_ratio));
+            }
+            if fair.four_fifths_violated {
+                let rates: Vec<String> = fair.groups.iter().map(|(g, r)| format!("{g} {:.3}", r.selection_rate)).collect();
+                let message = format!(
+                    "Fairness on deployment '{deployment}': adverse impact ratio by '{}' is {:.3}, below {} (favourable rates: {}) over the last {n} predictions",
+                    f.attribute,
+                    fair.adverse_impact_ratio,
+                    f.min_ratio,
+                    rates.join(", ")
+                );
+                alerts.push(alert(deployment, window.1, "fairness", fair.adverse_impact_ratio, f.min_ratio, message));
+            }
+        }
+    }
+
     let mut latencies: Vec<i64> = records.iter().map(|r| r.latency_us).collect();
     latencies.sort_unstable();
     if let Some(p95) = latencies.get((latencies.len() as f64 * 0.95).ceil() as usize - 1) {
-        metrics.push(metric(deployment, window, "latency_p95_ms", "", *p95 as f64 / 1000.0));
+        let ms = *p95 as f64 / 1000.0;
+        metrics.push(metric(deployment, window, "latency_p95_ms", "", ms));
+        if let Some(max) = spec.slo.max_latency_p95_ms
+            && ms > max
+        {
+            alerts.push(alert(deployment, window.1, "latency", ms, max, format!("Latency on deployment '{deployment}': p95 {ms:.2} ms over the last {n} predictions, above {max} ms")));
+        }
     }
-    let mut alerts = Vec::new();
-    if summary.dataset_drift {
-        let drifted: Vec<String> = summary.columns.iter().filter(|c| c.drift).map(|c| format!("{} ({} {:.4})", c.name, c.stattest.name(), c.p_value.unwrap_or(c.statistic))).collect();
-        alerts.push(Alert {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            deployment: deployment.to_owned(),
-            time: window.1,
-            kind: "data_drift".into(),
-            value: summary.share_of_drifted_columns,
-            threshold: summary.drift_share,
-            message: format!(
-                "Data drift on deployment '{deployment}': {} of {} features drifted over the last {} predictions: {}",
-                summary.number_of_drifted_columns,
-                summary.number_of_columns,
-                records.len(),
-                drifted.join(", ")
-            ),
-            delivered: false,
-            attempts: 0,
-        });
+    if let Some(rate) = error_rate {
+        metrics.push(metric(deployment, window, "error_rate", "", rate));
+        if let Some(max) = spec.slo.max_error_rate
+            && rate > max
+        {
+            alerts.push(alert(deployment, window.1, "error_rate", rate, max, format!("Errors on deployment '{deployment}': {:.2}% of requests failed since the previous window, above {:.2}%", rate * 100.0, max * 100.0)));
+        }
+    }
+    if let (Some(max), Some((worst, feature))) = (spec.slo.max_missing_share, worst_missing)
+        && worst > max
+    {
+        alerts.push(alert(deployment, window.1, "data_quality", worst, max, format!("Data quality on deployment '{deployment}': {:.1}% of '{feature}' missing over the last {n} predictions, above {:.1}%", worst * 100.0, max * 100.0)));
     }
     (metrics, alerts)
 }
 
-/// Judges every complete window waiting on every monitor.
-pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client) -> Result<()> {
-    for (deployment, spec, mut time, mut id) in store.monitors().await? {
-        let spec = match serde_json::from_str::<Value>(&spec).map_err(|e| Error::internal(e.to_string())).and_then(MonitorSpec::parse) {
+/// Fairlearn's group metrics over the groups with enough rows; `None` when fewer than two
+/// groups qualify.
+fn fairness(selected: &[u8], truth: Option<&[u8]>, group: &[String], f: &FairnessSpec) -> Option<steward_stats::fairness::Fairness> {
+    let mut sizes: HashMap<&str, usize> = HashMap::new();
+    group.iter().for_each(|g| *sizes.entry(g).or_default() += 1);
+    let keep: Vec<usize> = (0..group.len()).filter(|i| sizes[group[*i].as_str()] >= f.min_group_rows).collect();
+    if keep.iter().map(|i| group[*i].as_str()).collect::<std::collections::HashSet<_>>().len() < 2 {
+        return None;
+    }
+    let pick = |v: &[u8]| keep.iter().map(|i| v[*i]).collect::<Vec<u8>>();
+    let truth = truth.map_or_else(|| vec![0; keep.len()], pick);
+    let groups: Vec<String> = keep.iter().map(|i| group[*i].clone()).collect();
+    steward_stats::fairness::fairness(&pick(selected), &truth, &groups, f.min_ratio).ok()
+}
+
+/// Judges one window of labelled predictions (in label order): quality against the labels,
+/// and equalized odds by the fairness attribute.
+pub fn judge_labels(deployment: &str, spec: &MonitorSpec, labelled: &[(PredictionRecord, Value, i64)]) -> (Vec<MonitorMetric>, Vec<Alert>) {
+    let window = (labelled.first().map_or(0, |l| l.2), labelled.last().map_or(0, |l| l.2));
+    let (mut metrics, mut alerts) = (Vec::new(), Vec::new());
+    let Some(q) = &spec.quality else { return (metrics, alerts) };
+    let positive = spec.positive();
+    let (mut truth, mut scores, mut predicted, mut group) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (record, label, _) in labelled {
+        let a = answered(&spec.outputs, &serde_json::from_str(&record.outputs).unwrap_or(Value::Null), q.threshold);
+        let rows = a.rows();
+        let groups = spec.fairness.as_ref().map_or_else(|| vec![None; rows], |f| groups(f, record, rows));
+        for (i, y) in per_row(Some(label), rows).into_iter().enumerate() {
+            let (Some(y), Some(Some(s))) = (y, a.scores.get(i)) else { continue };
+            truth.push(u8::from(y == positive));
+            scores.push(*s);
+            predicted.push(u8::from(a.labels.get(i).cloned().flatten().is_some_and(|l| l == positive)));
+            group.push(groups[i].clone());
+        }
+    }
+    metrics.push(metric(deployment, window, "labelled_rows", "", truth.len() as f64));
+    let Ok(quality) = steward_stats::quality::classification(&truth, &scores, q.threshold) else { return (metrics, alerts) };
+    // The accuracy of the labels the model gave (its own threshold), not of the score cut.
+    let accuracy = predicted.iter().zip(&truth).filter(|(p, y)| p == y).count() as f64 / truth.len() as f64;
+    metrics.push(metric(deployment, window, "accuracy", "", accuracy));
+    for (name, v) in [("precision", Some(quality.precision)), ("recall", Some(quality.recall)), ("f1", Some(quality.f1)), ("roc_auc", quality.roc_auc), ("brier", Some(quality.brier)), ("log_loss", Some(quality.log_loss)), ("ks", quality.ks), ("gini", quality.gini)] {
+        if let Some(v) = v.filter(|v| v.is_finite()) {
+            metrics.push(metric(deployment, window, name, "", v));
+        }
+    }
+    let n = truth.len();
+    if let (Some(min), Some(auc)) = (q.min_roc_auc, quality.roc_auc)
+        && auc < min
+    {
+        alerts.push(alert(deployment, window.1, "quality", auc, min, format!("Quality on deployment '{deployment}': ROC AUC {auc:.4} over the last {n} labelled rows, below {min}")));
+    }
+    if let Some(min) = q.min_accuracy
+        && accuracy < min
+    {
+        alerts.push(alert(deployment, window.1, "quality", accuracy, min, format!("Quality on deployment '{deployment}': accuracy {accuracy:.4} over the last {n} labelled rows, below {min}")));
+    }
+    if let Some(f) = &spec.fairness {
+        let (mut p, mut y, mut g) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n {
+            if let Some(grp) = &group[i] {
+                p.push(predicted[i]);
+                y.push(truth[i]);
+                g.push(grp.clone());
+            }
+        }
+        if let Some(fair) = fairness(&p, Some(&y), &g, f) {
+            metrics.push(metric(deployment, window, "equalized_odds_difference", "", fair.equalized_odds_difference));
+            metrics.push(metric(deployment, window, "equal_opportunity_difference", "", fair.equal_opportunity_difference));
+        }
+    }
+    (metrics, alerts)
+}
+
+/// Failed and answered request counts of every deployment, as the serving counters have them.
+pub type Counters = HashMap<String, (u64, u64)>;
+
+/// Judges every complete window waiting on every monitor. `counters` gives each deployment's
+/// (answered, failed) request totals; `seen` keeps them as of each deployment's last window.
+pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, counters: &Counters, seen: &mut Counters) -> Result<()> {
+    for state in store.monitors().await? {
+        let deployment = state.deployment;
+        let spec = match serde_json::from_str::<Value>(&state.spec).map_err(|e| Error::internal(e.to_string())).and_then(MonitorSpec::parse) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(deployment, "unreadable monitor spec: {}", e.message());
                 continue;
             }
         };
+        let mut raised = Vec::new();
+        let (mut time, mut id) = state.cursor;
         loop {
             let records = store.predictions_after(&deployment, time, &id, spec.window_size as i64).await?;
             if records.len() < spec.window_size {
                 break;
             }
-            let (metrics, alerts) = judge(&deployment, &spec, &records);
+            let now = counters.get(&deployment).copied().unwrap_or_default();
+            let before = seen.insert(deployment.clone(), now).unwrap_or_default();
+            let (answered, failed) = (now.0.saturating_sub(before.0), now.1.saturating_sub(before.1));
+            let error_rate = (answered + failed > 0).then(|| failed as f64 / (answered + failed) as f64);
+            let (metrics, alerts) = judge(&deployment, &spec, &records, error_rate);
             let last = records.last().expect("a full window");
-            store.record_window(&deployment, (last.time, &last.id), &metrics, &alerts).await?;
+            store.record_window(&deployment, WindowKind::Predictions, (last.time, &last.id), &metrics, &alerts).await?;
             (time, id) = (last.time, last.id.clone());
-            if let Some(url) = &spec.webhook_url {
-                for alert in alerts {
-                    tokio::spawn(deliver(store.clone(), http.clone(), url.clone(), alert));
+            raised.extend(alerts);
+        }
+        if spec.quality.is_some() {
+            let (mut time, mut id) = state.label_cursor;
+            loop {
+                let labelled = store.labelled_after(&deployment, time, &id, spec.window_size as i64).await?;
+                if labelled.len() < spec.window_size {
+                    break;
                 }
+                let (metrics, alerts) = judge_labels(&deployment, &spec, &labelled);
+                let last = labelled.last().expect("a full window");
+                store.record_window(&deployment, WindowKind::Labels, (last.2, &last.0.id), &metrics, &alerts).await?;
+                (time, id) = (last.2, last.0.id.clone());
+                raised.extend(alerts);
+            }
+        }
+        if let Some(url) = &spec.webhook_url {
+            for alert in raised {
+                tokio::spawn(deliver(store.clone(), http.clone(), url.clone(), alert));
             }
         }
     }
@@ -226,5 +612,134 @@ async fn deliver(store: Arc<dyn MetadataStore>, http: reqwest::Client, url: Stri
         }
         tokio::time::sleep(delay).await;
         delay *= 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use steward_core::serving::RouteRole;
+    use steward_stats::profile::ColumnProfiler;
+
+    use super::*;
+
+    fn spec(extra: Value) -> MonitorSpec {
+        let mut p = ColumnProfiler::new("x", ColumnType::Numerical);
+        (0..500).for_each(|i| p.push_number(Some(f64::from(i % 50))));
+        let mut v = json!({ "reference": Profile { rows: 500, columns: vec![p.finish()] }, "window_size": 10 });
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        MonitorSpec::parse(v).unwrap()
+    }
+
+    /// One logged one-row answer: feature x, label, P(1), the group as context.
+    fn record(i: usize, x: f64, label: i64, p1: f64, group: &str, latency_us: i64) -> PredictionRecord {
+        PredictionRecord {
+            id: format!("{i:04}"),
+            deployment: "d".into(),
+            model: "m".into(),
+            version: 1,
+            route: RouteRole::Champion,
+            parent_id: None,
+            time: i as i64,
+            latency_us,
+            inputs: json!({ "x": { "shape": [1], "data": [x] } }).to_string(),
+            outputs: json!({ "label": { "shape": [1], "data": [label] }, "probabilities": { "shape": [1, 2], "data": [1.0 - p1, p1] } }).to_string(),
+            context: Some(json!({ "group": group }).to_string()),
+        }
+    }
+
+    fn kinds(alerts: &[Alert]) -> Vec<&str> {
+        alerts.iter().map(|a| a.kind.as_str()).collect()
+    }
+
+    fn value(metrics: &[MonitorMetric], name: &str, feature: &str) -> Option<f64> {
+        metrics.iter().find(|m| m.metric == name && m.feature == feature).map(|m| m.value)
+    }
+
+    #[test]
+    fn reads_labels_and_scores_as_converters_write_them() {
+        let logged = json!({ "label": { "shape": [2], "data": [1, 0] }, "probabilities": { "shape": [2, 2], "data": [0.2, 0.8, 0.7, 0.3] } });
+        let a = answered(&Outputs::default(), &logged, 0.5);
+        assert_eq!(a.labels, vec![Some("1".into()), Some("0".into())]);
+        assert_eq!(a.scores, vec![Some(0.8), Some(0.3)]);
+        // No label output: the score at the threshold decides.
+        let only_scores = json!({ "probabilities": { "shape": [2, 2], "data": [0.2, 0.8, 0.7, 0.3] } });
+        assert_eq!(answered(&Outputs::default(), &only_scores, 0.25).labels, vec![Some("1".into()), Some("1".into())]);
+        // Named outputs and a one-column score.
+        let custom = Outputs { label: Some("decision".into()), score: Some("pd".into()), ..Default::default() };
+        let logged = json!({ "decision": { "shape": [1], "data": ["approve"] }, "pd": { "shape": [1, 1], "data": [0.1] } });
+        let a = answered(&custom, &logged, 0.5);
+        assert_eq!((a.labels, a.scores), (vec![Some("approve".into())], vec![Some(0.1)]));
+    }
+
+    #[test]
+    fn fairness_alert_when_a_group_is_favoured_less_than_four_fifths() {
+        let s = spec(json!({ "fairness": { "attribute": "group", "favorable": 0, "min_group_rows": 5 } }));
+        // Group A approved (label 0) 9 times in 10, group B 5 in 10: ratio 5/9.
+        let records: Vec<_> = (0..20).map(|i| record(i, i as f64 * 2.5, i64::from(if i < 10 { i == 0 } else { i >= 15 }), 0.5, if i < 10 { "A" } else { "B" }, 100)).collect();
+        let (metrics, alerts) = judge("d", &s, &records, None);
+        assert_eq!(value(&metrics, "selection_rate", "A"), Some(0.9));
+        assert_eq!(value(&metrics, "selection_rate", "B"), Some(0.5));
+        assert!((value(&metrics, "adverse_impact_ratio", "").unwrap() - 5.0 / 9.0).abs() < 1e-12);
+        assert_eq!(kinds(&alerts), vec!["fairness"]);
+        // Equal rates: no alert; a group below min_group_rows is left out.
+        let records: Vec<_> = (0..24).map(|i| record(i, i as f64 * 50.0 / 24.0, i64::from(i % 2 == 0), 0.5, if i < 20 { if i % 4 < 2 { "A" } else { "B" } } else { "C" }, 100)).collect();
+        let (metrics, alerts) = judge("d", &s, &records, None);
+        assert_eq!(value(&metrics, "selection_rate", "C"), None);
+        assert!(kinds(&alerts).is_empty(), "{alerts:?}");
+    }
+
+    #[test]
+    fn latency_error_and_missing_thresholds_alert() {
+        let s = spec(json!({ "slo": { "max_error_rate": 0.1, "max_latency_p95_ms": 5.0, "max_missing_share": 0.2 } }));
+        let calm: Vec<_> = (0..20).map(|i| record(i, i as f64 * 2.5, 0, 0.2, "A", 1_000)).collect();
+        let (metrics, alerts) = judge("d", &s, &calm, Some(0.05));
+        assert_eq!(value(&metrics, "latency_p95_ms", ""), Some(1.0));
+        assert_eq!(value(&metrics, "error_rate", ""), Some(0.05));
+        assert!(alerts.is_empty(), "{alerts:?}");
+        let mut bad: Vec<_> = (0..20).map(|i| record(i, i as f64 * 2.5, 0, 0.2, "A", if i < 2 { 1_000 } else { 9_000 })).collect();
+        for r in &mut bad[..5] {
+            r.inputs = json!({ "x": { "shape": [1], "data": [null] } }).to_string();
+        }
+        let (metrics, alerts) = judge("d", &s, &bad, Some(0.5));
+        assert_eq!(value(&metrics, "missing_share", "x"), Some(0.25));
+        let mut k = kinds(&alerts);
+        k.sort_unstable();
+        assert_eq!(k, vec!["data_quality", "error_rate", "latency"]);
+    }
+
+    #[test]
+    fn quality_from_labels_matches_the_stats_crate_and_alerts_below_the_floor() {
+        let s = spec(json!({ "quality": { "min_roc_auc": 0.9 }, "fairness": { "attribute": "group", "min_group_rows": 1 } }));
+        let scores = [0.9, 0.8, 0.35, 0.6, 0.2, 0.1, 0.7, 0.4, 0.55, 0.3];
+        let truth = [1u8, 1, 1, 0, 0, 0, 1, 0, 0, 1];
+        let labelled: Vec<_> = (0..10)
+            .map(|i| (record(i, 1.0, i64::from(scores[i] >= 0.5), scores[i], if i % 2 == 0 { "A" } else { "B" }, 100), json!(truth[i]), 1000 + i as i64))
+            .collect();
+        let (metrics, alerts) = judge_labels("d", &s, &labelled);
+        let want = steward_stats::quality::classification(&truth, &scores, 0.5).unwrap();
+        assert_eq!(value(&metrics, "roc_auc", ""), want.roc_auc);
+        assert_eq!(value(&metrics, "accuracy", ""), Some(want.accuracy));
+        assert_eq!(value(&metrics, "labelled_rows", ""), Some(10.0));
+        assert!(value(&metrics, "equalized_odds_difference", "").is_some());
+        assert!(want.roc_auc.unwrap() < 0.9);
+        assert_eq!(kinds(&alerts), vec!["quality"]);
+        assert_eq!((metrics[0].window_start, metrics[0].window_end), (1000, 1009));
+    }
+
+    #[test]
+    fn bad_specs_name_the_field() {
+        let base = || json!({ "reference": { "rows": 1, "columns": [{ "name": "x", "type": "numerical", "count": 1, "missing": 0, "sample": [1.0] }] }, "window_size": 10 });
+        for (extra, needle) in [
+            (json!({ "quality": { "min_roc_auc": 1.5 } }), "quality.min_roc_auc"),
+            (json!({ "fairness": { "attribute": "" } }), "fairness.attribute"),
+            (json!({ "slo": { "max_latency_p95_ms": -1 } }), "slo.max_latency_p95_ms"),
+            (json!({ "slo": { "max_eror_rate": 0.1 } }), "max_eror_rate"),
+            (json!({ "outputs": { "positive": [1] } }), "class"),
+        ] {
+            let mut v = base();
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            let e = MonitorSpec::parse(v).unwrap_err();
+            assert!(e.message().contains(needle), "{needle}: {}", e.message());
+        }
     }
 }

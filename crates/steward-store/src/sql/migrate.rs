@@ -21,6 +21,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 6, name: "search_indexes", sql: include_str!("../../migrations/sqlite/0006_search_indexes.sql") },
     Migration { version: 7, name: "serving", sql: include_str!("../../migrations/sqlite/0007_serving.sql") },
     Migration { version: 8, name: "monitoring", sql: include_str!("../../migrations/sqlite/0008_monitoring.sql") },
+    Migration { version: 9, name: "label_windows", sql: include_str!("../../migrations/sqlite/0009_label_windows.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -32,6 +33,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 6, name: "search_indexes", sql: include_str!("../../migrations/postgres/0006_search_indexes.sql") },
     Migration { version: 7, name: "serving", sql: include_str!("../../migrations/postgres/0007_serving.sql") },
     Migration { version: 8, name: "monitoring", sql: include_str!("../../migrations/postgres/0008_monitoring.sql") },
+    Migration { version: 9, name: "label_windows", sql: include_str!("../../migrations/postgres/0009_label_windows.sql") },
 ];
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use steward_core::audit::Audit;
-use steward_core::serving::{Alert, Deployment, DeploymentSpec, Feedback, MonitorMetric, PredictionRecord, RouteRole};
+use steward_core::serving::{Alert, Deployment, DeploymentSpec, Feedback, MonitorMetric, MonitorState, PredictionRecord, RouteRole, WindowKind};
 use steward_core::{Error, Result};
 
 use super::{Bind, SqlStore, append, db_error, is_unique_violation, now_ms, value_rows};
@@ -196,6 +196,23 @@ impl MonitorStore for SqlStore {
         rows.iter().map(prediction).collect()
     }
 
+    async fn labelled_after(&self, deployment: &str, time: i64, id: &str, limit: i64) -> Result<Vec<(PredictionRecord, serde_json::Value, i64)>> {
+        let columns: Vec<String> = PREDICTION_COLUMNS.split(", ").map(|c| format!("p.{c}")).collect();
+        let sql = format!(
+            "SELECT {}, f.label, f.time FROM prediction_feedback f JOIN predictions p ON p.id = f.prediction_id \
+             WHERE p.deployment = $1 AND p.route <> 'shadow' AND (f.time > $2 OR (f.time = $2 AND f.prediction_id > $3)) ORDER BY f.time, f.prediction_id LIMIT $4",
+            columns.join(", ")
+        );
+        let rows = self.rows(sql, vec![Bind::from(deployment), Bind::I64(time), Bind::from(id), Bind::I64(limit)]).await?;
+        let n = columns.len();
+        rows.iter()
+            .map(|r| {
+                let label = serde_json::from_str(&r.get::<String, _>(n)).map_err(|e| Error::internal(format!("stored label: {e}")))?;
+                Ok((prediction(r)?, label, r.get(n + 1)))
+            })
+            .collect()
+    }
+
     async fn put_monitor(&self, audit: &Audit, deployment: &str, spec: &str, start_time: i64) -> Result<()> {
         let mut tx = self.begin().await?;
         let exists = sqlx::query("SELECT 1 FROM deployments WHERE name = $1").bind(deployment).fetch_optional(&mut *tx).await.map_err(db_error)?;
@@ -203,7 +220,7 @@ impl MonitorStore for SqlStore {
             return Err(deployment_not_found(deployment));
         }
         sqlx::query(
-            "INSERT INTO monitors (deployment, spec, cursor_time, cursor_id, creation_time, created_by) VALUES ($1, $2, $3, '', $4, $5) \
+            "INSERT INTO monitors (deployment, spec, cursor_time, cursor_id, label_cursor_time, label_cursor_id, creation_time, created_by) VALUES ($1, $2, $3, '', $3, '', $4, $5) \
              ON CONFLICT (deployment) DO UPDATE SET spec = excluded.spec",
         )
         .bind(deployment)
@@ -218,9 +235,9 @@ impl MonitorStore for SqlStore {
         tx.commit().await
     }
 
-    async fn monitors(&self) -> Result<Vec<(String, String, i64, String)>> {
-        let rows = self.rows("SELECT deployment, spec, cursor_time, cursor_id FROM monitors ORDER BY deployment".into(), vec![]).await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
+    async fn monitors(&self) -> Result<Vec<MonitorState>> {
+        let rows = self.rows("SELECT deployment, spec, cursor_time, cursor_id, label_cursor_time, label_cursor_id FROM monitors ORDER BY deployment".into(), vec![]).await?;
+        Ok(rows.iter().map(|r| MonitorState { deployment: r.get(0), spec: r.get(1), cursor: (r.get(2), r.get(3)), label_cursor: (r.get(4), r.get(5)) }).collect())
     }
 
     async fn delete_monitor(&self, audit: &Audit, deployment: &str) -> Result<()> {
@@ -233,7 +250,7 @@ impl MonitorStore for SqlStore {
         tx.commit().await
     }
 
-    async fn record_window(&self, deployment: &str, cursor: (i64, &str), metrics: &[MonitorMetric], alerts: &[Alert]) -> Result<()> {
+    async fn record_window(&self, deployment: &str, kind: WindowKind, cursor: (i64, &str), metrics: &[MonitorMetric], alerts: &[Alert]) -> Result<()> {
         let mut tx = self.begin().await?;
         for m in metrics {
             sqlx::query(
@@ -263,7 +280,11 @@ impl MonitorStore for SqlStore {
                 .await
                 .map_err(db_error)?;
         }
-        sqlx::query("UPDATE monitors SET cursor_time = $1, cursor_id = $2 WHERE deployment = $3")
+        let update = match kind {
+            WindowKind::Predictions => "UPDATE monitors SET cursor_time = $1, cursor_id = $2 WHERE deployment = $3",
+            WindowKind::Labels => "UPDATE monitors SET label_cursor_time = $1, label_cursor_id = $2 WHERE deployment = $3",
+        };
+        sqlx::query(update)
             .bind(cursor.0)
             .bind(cursor.1)
             .bind(deployment)
