@@ -5,7 +5,11 @@ to exit, with its peak resident memory (ru_maxrss from wait4). The two reports a
 column by column: same test, same drift flag, scores to 1e-6 relative.
 
 usage: drift.py STEWARD_BIN WORKDIR ROWS          (the benchmark; prints one JSON line)
+       drift.py --generate ROWS REFERENCE CURRENT  (writes the two files, used by the above)
        drift.py --evidently REFERENCE CURRENT OUT  (one Evidently run, used by the above)
+
+Each step runs in its own process: a child's peak memory would otherwise include the parent's
+pages at fork time.
 """
 
 import json
@@ -90,11 +94,8 @@ def measured(cmd):
 def main(steward, workdir, rows):
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    reference, current = tables(rows)
     ref_path, cur_path = workdir / "reference.parquet", workdir / "current.parquet"
-    reference.to_parquet(ref_path, index=False)
-    current.to_parquet(cur_path, index=False)
-    del reference, current
+    subprocess.run([sys.executable, __file__, "--generate", str(rows), str(ref_path), str(cur_path)], check=True)
     steward_out, evidently_out = workdir / "steward.json", workdir / "evidently.json"
     s_time, s_mem = measured([steward, "report", "drift", "--reference", str(ref_path), "--current", str(cur_path), "--json", str(steward_out)])
     e_time, e_mem = measured([sys.executable, __file__, "--evidently", str(ref_path), str(cur_path), str(evidently_out)])
@@ -124,5 +125,9 @@ def main(steward, workdir, rows):
 if __name__ == "__main__":
     if sys.argv[1] == "--evidently":
         evidently_run(*sys.argv[2:5])
+    elif sys.argv[1] == "--generate":
+        reference, current = tables(int(sys.argv[2]))
+        reference.to_parquet(sys.argv[3], index=False)
+        current.to_parquet(sys.argv[4], index=False)
     else:
         main(sys.argv[1], sys.argv[2], int(sys.argv[3]))

@@ -3,7 +3,7 @@
 //! Evidently compute it, the drift decision against a threshold, and dataset drift as a share
 //! of drifted columns. Every threshold and the test itself can be overridden.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -18,11 +18,23 @@ pub enum ColumnType {
     Categorical,
 }
 
-/// A column's non-missing values (NaN and ±inf already dropped).
+/// A column's non-missing values (NaN and ±inf already dropped): numbers, category labels, or
+/// category labels already counted (what a large categorical column is best passed as).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {
     Numeric(Vec<f64>),
     Categorical(Vec<String>),
+    Counts(BTreeMap<String, usize>),
+}
+
+/// A number as a category key: its shortest exact form, -0 as 0.
+fn number_key(x: f64) -> String {
+    if x == 0.0 { "0".to_owned() } else { x.to_string() }
+}
+
+/// A number's identity as a category (-0 and 0 are one).
+fn number_bits(x: f64) -> u64 {
+    if x == 0.0 { 0 } else { x.to_bits() }
 }
 
 impl Values {
@@ -30,6 +42,7 @@ impl Values {
         match self {
             Self::Numeric(v) => v.len(),
             Self::Categorical(v) => v.len(),
+            Self::Counts(c) => c.values().sum(),
         }
     }
 
@@ -37,11 +50,21 @@ impl Values {
         self.len() == 0
     }
 
-    /// Values as category keys (numbers in their shortest exact form, -0 as 0).
-    fn keys(&self) -> Vec<String> {
+    /// Count per category key (numbers in their shortest exact form, -0 as 0), in key order.
+    /// Values are hashed, not formatted: only distinct values become strings.
+    pub fn counts(&self) -> BTreeMap<String, usize> {
         match self {
-            Self::Numeric(v) => v.iter().map(|x| if *x == 0.0 { "0".to_owned() } else { x.to_string() }).collect(),
-            Self::Categorical(v) => v.clone(),
+            Self::Numeric(v) => {
+                let mut m: HashMap<u64, usize> = HashMap::new();
+                v.iter().for_each(|x| *m.entry(number_bits(*x)).or_default() += 1);
+                m.into_iter().map(|(bits, n)| (number_key(f64::from_bits(bits)), n)).collect()
+            }
+            Self::Categorical(v) => {
+                let mut m: HashMap<&str, usize> = HashMap::new();
+                v.iter().for_each(|k| *m.entry(k.as_str()).or_default() += 1);
+                m.into_iter().map(|(k, n)| (k.to_owned(), n)).collect()
+            }
+            Self::Counts(c) => c.clone(),
         }
     }
 }
@@ -149,26 +172,41 @@ impl TestResult {
     }
 }
 
-fn counts(keys: &[String]) -> BTreeMap<&str, usize> {
-    let mut m = BTreeMap::new();
-    for k in keys {
-        *m.entry(k.as_str()).or_insert(0) += 1;
+/// Distinct values of the two samples together, counted up to `cap` (the default test only
+/// asks whether there are more than 5): the scan stops once `cap` values are seen.
+pub fn distinct_values(reference: &Values, current: &Values, cap: usize) -> usize {
+    if let (Values::Numeric(r), Values::Numeric(c)) = (reference, current) {
+        let mut seen: Vec<u64> = Vec::with_capacity(cap);
+        for b in r.iter().chain(c).map(|x| number_bits(*x)) {
+            if !seen.contains(&b) {
+                seen.push(b);
+                if seen.len() >= cap {
+                    break;
+                }
+            }
+        }
+        return seen.len();
     }
-    m
+    let (mut keys, other) = (reference.counts(), current.counts());
+    keys.extend(other);
+    keys.len().min(cap)
 }
 
-pub fn distinct_values(reference: &Values, current: &Values) -> usize {
-    let mut keys = reference.keys();
-    keys.extend(current.keys());
+/// Both samples' counts over the union of their keys, in key order.
+fn aligned(reference: &Values, current: &Values) -> (Vec<String>, Vec<f64>, Vec<f64>) {
+    let (rc, cc) = (reference.counts(), current.counts());
+    let mut keys: Vec<String> = rc.keys().chain(cc.keys()).cloned().collect();
     keys.sort_unstable();
     keys.dedup();
-    keys.len()
+    let r = keys.iter().map(|k| *rc.get(k).unwrap_or(&0) as f64).collect();
+    let c = keys.iter().map(|k| *cc.get(k).unwrap_or(&0) as f64).collect();
+    (keys, r, c)
 }
 
 fn numeric<'a>(v: &'a Values, test: StatTest) -> Result<&'a [f64], StatsError> {
     match v {
         Values::Numeric(x) => Ok(x),
-        Values::Categorical(_) => Err(StatsError::Value(format!("{} needs a numeric column", test.name()))),
+        Values::Categorical(_) | Values::Counts(_) => Err(StatsError::Value(format!("{} needs a numeric column", test.name()))),
     }
 }
 
@@ -182,8 +220,8 @@ pub fn run(test: StatTest, ty: ColumnType, reference: &Values, current: &Values)
             let (d, p) = ks::ks_2samp(numeric(reference, test)?, numeric(current, test)?);
             TestResult { statistic: d, p_value: Some(p) }
         }
-        StatTest::ChiSquare => chi_square(&reference.keys(), &current.keys()),
-        StatTest::Z => z_test(&reference.keys(), &current.keys()),
+        StatTest::ChiSquare => chi_square(reference, current),
+        StatTest::Z => z_test(reference, current),
         StatTest::Wasserstein => {
             let (r, c) = (numeric(reference, test)?, numeric(current, test)?);
             TestResult { statistic: distance::wasserstein(r, c) / std_dev(r).max(0.001), p_value: None }
@@ -214,16 +252,12 @@ fn std_dev(x: &[f64]) -> f64 {
 /// Pearson's chi-square of current counts against reference proportions scaled to the current
 /// size, over the union of categories; a category unseen in the reference makes it infinite
 /// (p = 0).
-fn chi_square(reference: &[String], current: &[String]) -> TestResult {
-    let (rc, cc) = (counts(reference), counts(current));
-    let mut keys: Vec<&str> = rc.keys().chain(cc.keys()).copied().collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let scale = current.len() as f64 / reference.len() as f64;
+fn chi_square(reference: &Values, current: &Values) -> TestResult {
+    let (keys, rc, cc) = aligned(reference, current);
+    let scale = cc.iter().sum::<f64>() / rc.iter().sum::<f64>();
     let mut stat = 0.0;
-    for k in &keys {
-        let expected = *rc.get(k).unwrap_or(&0) as f64 * scale;
-        let observed = *cc.get(k).unwrap_or(&0) as f64;
+    for (expected, observed) in rc.iter().zip(&cc) {
+        let expected = expected * scale;
         stat += (observed - expected).powi(2) / expected;
     }
     let df = keys.len() as f64 - 1.0;
@@ -233,15 +267,15 @@ fn chi_square(reference: &[String], current: &[String]) -> TestResult {
 
 /// Two-proportion Z-test; "positive" is any value but the smallest. p = 2 (1 − Φ(|z|)), as
 /// Evidently computes it (exactly 0 beyond |z| ≈ 8.3).
-fn z_test(reference: &[String], current: &[String]) -> TestResult {
-    let (rc, cc) = (counts(reference), counts(current));
-    if rc.len() == 1 && cc.len() == 1 && rc.keys().next() == cc.keys().next() {
+fn z_test(reference: &Values, current: &Values) -> TestResult {
+    let (keys, rc, cc) = aligned(reference, current);
+    if keys.len() == 1 {
         return TestResult { statistic: 0.0, p_value: Some(1.0) };
     }
-    let first = rc.keys().chain(cc.keys()).min().copied().unwrap_or_default();
-    let (n1, n2) = (reference.len() as f64, current.len() as f64);
-    let p1 = (n1 - *rc.get(first).unwrap_or(&0) as f64) / n1;
-    let p2 = (n2 - *cc.get(first).unwrap_or(&0) as f64) / n2;
+    // Keys are sorted: the first is the smallest.
+    let (n1, n2) = (rc.iter().sum::<f64>(), cc.iter().sum::<f64>());
+    let p1 = (n1 - rc[0]) / n1;
+    let p2 = (n2 - cc[0]) / n2;
     let pooled = (p1 * n1 + p2 * n2) / (n1 + n2);
     let z = (p1 - p2) / (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
     TestResult { statistic: z, p_value: Some(2.0 * (1.0 - normal_cdf(z.abs()))) }
@@ -290,16 +324,9 @@ fn binned(ty: ColumnType, reference: &Values, current: &Values, fill_zeroes: boo
             (histogram(r, &edges).iter().map(|v| v / rn).collect(), histogram(c, &edges).iter().map(|v| v / cn).collect())
         }
         _ => {
-            let (rk, ck) = (reference.keys(), current.keys());
-            let (rc, cc) = (counts(&rk), counts(&ck));
-            let mut keys: Vec<&str> = rc.keys().chain(cc.keys()).copied().collect();
-            keys.sort_unstable();
-            keys.dedup();
-            let (rn, cn) = (rk.len() as f64, ck.len() as f64);
-            (
-                keys.iter().map(|k| *rc.get(k).unwrap_or(&0) as f64 / rn).collect(),
-                keys.iter().map(|k| *cc.get(k).unwrap_or(&0) as f64 / cn).collect(),
-            )
+            let (_, rc, cc) = aligned(reference, current);
+            let (rn, cn) = (rc.iter().sum::<f64>(), cc.iter().sum::<f64>());
+            (rc.iter().map(|v| v / rn).collect(), cc.iter().map(|v| v / cn).collect())
         }
     };
     if fill_zeroes {
@@ -310,7 +337,7 @@ fn binned(ty: ColumnType, reference: &Values, current: &Values, fill_zeroes: boo
 }
 
 fn distinct(x: &[f64]) -> usize {
-    let mut v: Vec<u64> = x.iter().map(|f| if *f == 0.0 { 0 } else { f.to_bits() }).collect();
+    let mut v: Vec<u64> = x.iter().map(|f| number_bits(*f)).collect();
     v.sort_unstable();
     v.dedup();
     v.len()
@@ -341,10 +368,9 @@ fn hellinger(ty: ColumnType, reference: &Values, current: &Values) -> f64 {
             hr.iter().zip(&hc).map(|(a, b)| (a * b).sqrt() * w).sum::<f64>()
         }
         _ => {
-            let (rk, ck) = (reference.keys(), current.keys());
-            let (rc, cc) = (counts(&rk), counts(&ck));
-            let (rn, cn) = (rk.len() as f64, ck.len() as f64);
-            rc.iter().map(|(k, n)| ((*n as f64 / rn) * (*cc.get(k).unwrap_or(&0) as f64 / cn)).sqrt()).sum::<f64>()
+            let (_, rc, cc) = aligned(reference, current);
+            let (rn, cn) = (rc.iter().sum::<f64>(), cc.iter().sum::<f64>());
+            rc.iter().zip(&cc).filter(|(r, _)| **r > 0.0).map(|(r, c)| ((r / rn) * (c / cn)).sqrt()).sum::<f64>()
         }
     };
     (1.0 - bc.clamp(0.0, 1.0)).sqrt()
@@ -375,7 +401,7 @@ pub struct DriftOptions {
 pub fn column_drift(name: &str, ty: ColumnType, reference: &Values, current: &Values, options: &DriftOptions) -> Result<ColumnDrift, StatsError> {
     // A chosen test applies where it can; other columns keep their default test and threshold.
     let chosen = options.stattest.filter(|t| t.applies_to(ty));
-    let test = chosen.unwrap_or_else(|| default_stattest(ty, reference.len(), distinct_values(reference, current)));
+    let test = chosen.unwrap_or_else(|| default_stattest(ty, reference.len(), distinct_values(reference, current, 6)));
     let threshold = options.threshold.filter(|_| chosen.is_some() || options.stattest.is_none()).unwrap_or_else(|| test.default_threshold());
     let result = run(test, ty, reference, current).map_err(|e| StatsError::Value(format!("column '{name}': {e}")))?;
     Ok(ColumnDrift { name: name.to_owned(), column_type: ty, stattest: test, statistic: result.statistic, p_value: result.p_value, threshold, drift: test.drifted(result.score(), threshold) })

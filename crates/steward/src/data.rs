@@ -20,10 +20,10 @@ pub fn profile(path: &Path) -> anyhow::Result<Profile> {
     let table = table::Columns::open(path)?;
     let mut columns = Vec::with_capacity(table.names().len());
     for name in table.names() {
-        let cells = table.column(name)?.unwrap_or_default();
-        let ty = report::column_type(&cells).unwrap_or(ColumnType::Categorical);
+        let column = table::ColumnCells::Rows(table.column(name)?.unwrap_or_default());
+        let ty = report::column_type(&column).unwrap_or(ColumnType::Categorical);
         let mut p = ColumnProfiler::new(name, ty);
-        for c in &cells {
+        for (c, _) in column.weighted() {
             match ty {
                 ColumnType::Numerical => p.push_number(report::as_number(c)),
                 ColumnType::Categorical => p.push_label(report::category(c).as_deref()),

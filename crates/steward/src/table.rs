@@ -97,6 +97,85 @@ impl Columns {
     }
 }
 
+/// One column as read for statistics that do not need row order: every row's cell, or, for a
+/// Parquet text column, each distinct text once with its count (no string per row).
+pub enum ColumnCells {
+    Rows(Vec<Cell>),
+    Counted(Vec<(Cell, usize)>),
+}
+
+impl ColumnCells {
+    /// Each cell with how many rows hold it.
+    pub fn weighted(&self) -> Weighted<'_> {
+        match self {
+            Self::Rows(cells) => Weighted::Rows(cells.iter()),
+            Self::Counted(cells) => Weighted::Counted(cells.iter()),
+        }
+    }
+}
+
+/// The iterator of [`ColumnCells::weighted`] (an enum, not a boxed trait object: it runs once
+/// per row).
+pub enum Weighted<'a> {
+    Rows(std::slice::Iter<'a, Cell>),
+    Counted(std::slice::Iter<'a, (Cell, usize)>),
+}
+
+impl<'a> Iterator for Weighted<'a> {
+    type Item = (&'a Cell, usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Weighted::Rows(it) => it.next().map(|c| (c, 1)),
+            Weighted::Counted(it) => it.next().map(|(c, n)| (c, *n)),
+        }
+    }
+}
+
+impl Columns {
+    /// A column for order-free statistics: Parquet text columns come counted.
+    pub fn counted_column(&self, name: &str) -> anyhow::Result<Option<ColumnCells>> {
+        let Self::Parquet { path, names, .. } = self else { return Ok(self.column(name)?.map(ColumnCells::Rows)) };
+        let Some(index) = names.iter().position(|n| n == name) else { return Ok(None) };
+        let read = || -> anyhow::Result<ColumnCells> {
+            use arrow_array::cast::AsArray;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path)?)?;
+            let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+            let mut rows = Vec::new();
+            let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+            let mut nulls = 0;
+            let mut count = |v: Option<&str>| match v {
+                None => nulls += 1,
+                Some(v) => match counts.get_mut(v) {
+                    Some(n) => *n += 1,
+                    None => {
+                        counts.insert(v.to_owned(), 1);
+                    }
+                },
+            };
+            for batch in builder.with_projection(mask).with_batch_size(65_536).build()? {
+                let batch = batch?;
+                let array = batch.column(0);
+                match array.data_type() {
+                    DataType::Utf8 => array.as_string::<i32>().iter().for_each(&mut count),
+                    DataType::LargeUtf8 => array.as_string::<i64>().iter().for_each(&mut count),
+                    DataType::Utf8View => array.as_string_view().iter().for_each(&mut count),
+                    _ => append_cells(name, array, &mut rows)?,
+                }
+            }
+            if !rows.is_empty() {
+                return Ok(ColumnCells::Rows(rows));
+            }
+            let mut out: Vec<(Cell, usize)> = counts.into_iter().map(|(k, n)| (Cell::Text(k), n)).collect();
+            if nulls > 0 {
+                out.push((Cell::Null, nulls));
+            }
+            Ok(ColumnCells::Counted(out))
+        };
+        read().with_context(|| format!("reading column '{name}' of {}", path.display())).map(Some)
+    }
+}
+
 fn read_parquet(file: std::fs::File) -> anyhow::Result<Frame> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
     let mut frame: Option<Frame> = None;

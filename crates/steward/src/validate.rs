@@ -168,12 +168,14 @@ pub fn infer(file: &Path) -> anyhow::Result<String> {
     let table = table::Columns::open(file)?;
     let mut columns = serde_json::Map::new();
     for name in table.names() {
-        let cells = table.column(name)?.unwrap_or_default();
-        let present: Vec<&Cell> = cells.iter().filter(|c| !matches!(c, Cell::Null) && !matches!(c, Cell::Num(v) if v.is_nan())).collect();
+        let column = table::ColumnCells::Rows(table.column(name)?.unwrap_or_default());
+        let is_numerical = report::column_type(&column) == Some(steward_stats::drift::ColumnType::Numerical);
+        let cells: Vec<&Cell> = column.weighted().map(|(c, _)| c).collect();
+        let present: Vec<&Cell> = cells.iter().copied().filter(|c| !matches!(c, Cell::Null) && !matches!(c, Cell::Num(v) if v.is_nan())).collect();
         let null_share = if cells.is_empty() { 0.0 } else { 1.0 - present.len() as f64 / cells.len() as f64 };
         // Rounded up to 4 decimals, so that the file itself passes.
         let mut rules = json!({ "max_null_share": (null_share * 1e4).ceil() / 1e4 });
-        let numeric = !present.is_empty() && report::column_type(&cells) == Some(steward_stats::drift::ColumnType::Numerical) && present.iter().all(|c| report::as_number(c).is_some() && !matches!(c, Cell::Bool(_)));
+        let numeric = !present.is_empty() && is_numerical && present.iter().all(|c| report::as_number(c).is_some() && !matches!(c, Cell::Bool(_)));
         let mut distinct: Vec<String> = present.iter().filter_map(|c| report::category(c)).collect();
         distinct.sort_unstable();
         distinct.dedup();
