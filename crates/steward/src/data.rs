@@ -73,6 +73,9 @@ pub fn fingerprint(path: &Path) -> anyhow::Result<String> {
 
 #[derive(clap::Subcommand)]
 pub enum DataCommand {
+    /// Generate a synthetic table, deterministic for a seed
+    #[command(subcommand)]
+    Synth(crate::train::SynthCommand),
     /// Profile a table (CSV or Parquet): per-column type, counts, moments and a bounded sample
     Profile {
         file: PathBuf,
@@ -165,6 +168,10 @@ async fn prediction_profile(http: &reqwest::Client, base: &str, tracking_uri: &s
 
 pub fn run(cmd: DataCommand) -> anyhow::Result<std::process::ExitCode> {
     let (text, out) = match cmd {
+        DataCommand::Synth(cmd) => {
+            crate::train::synth(cmd)?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
         DataCommand::Fingerprint { file } => {
             println!("sha256:{}", fingerprint(&file)?);
             return Ok(std::process::ExitCode::SUCCESS);

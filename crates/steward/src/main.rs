@@ -13,6 +13,7 @@ mod remote;
 mod report;
 mod stats;
 mod table;
+mod train;
 mod validate;
 
 #[derive(Parser)]
@@ -49,6 +50,8 @@ enum Command {
     /// Work with datasets: profiles, fingerprints, validation
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Train a built-in model (gradient-boosted trees or logistic regression) on a table
+    Train(train::TrainArgs),
     /// Monitor deployments: drift windows, metrics, alerts
     #[command(subcommand)]
     Monitor(data::MonitorCommand),
@@ -305,6 +308,7 @@ fn main() -> ExitCode {
             Command::Stats(StatsCommand::Eval) => stats::run().map(|()| ExitCode::SUCCESS),
             Command::Report(ReportCommand::Drift(args)) => report::run(args).map(|()| ExitCode::SUCCESS),
             Command::Data(cmd) => data::run(cmd),
+            Command::Train(args) => train::train(args).map(|()| ExitCode::SUCCESS),
             Command::Monitor(cmd) => data::monitor(cmd).await.map(|()| ExitCode::SUCCESS),
         }
     });

@@ -11,6 +11,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use steward_runtime::frame::{Cell, Frame, output_columns, output_width};
 use steward_runtime::{Data, Tensor};
+use steward_train::synth::Values;
 
 enum Format {
     Csv,
@@ -270,6 +271,49 @@ fn write_parquet(path: &Path, outputs: &[Tensor]) -> anyhow::Result<()> {
     writer.write(&batch)?;
     writer.close()?;
     Ok(())
+}
+
+/// Writes typed columns (as the data generators make them) as CSV or Parquet.
+pub fn write_columns(path: &Path, columns: &[(String, Values)]) -> anyhow::Result<()> {
+    match format(path)? {
+        Format::Csv => {
+            let frame = Frame {
+                columns: columns
+                    .iter()
+                    .map(|(name, v)| {
+                        let cells = match v {
+                            Values::Int(x) => x.iter().map(|v| Cell::Text(v.to_string())).collect(),
+                            Values::Float(x) => x.iter().map(|v| if v.is_nan() { Cell::Null } else { Cell::Num(*v) }).collect(),
+                            Values::Text(x) => x.iter().map(|v| Cell::Text(v.clone())).collect(),
+                        };
+                        (name.clone(), cells)
+                    })
+                    .collect(),
+            };
+            write_csv(path, &frame)
+        }
+        Format::Parquet => {
+            let write = || -> anyhow::Result<()> {
+                let arrays: Vec<ArrayRef> = columns
+                    .iter()
+                    .map(|(_, v)| -> ArrayRef {
+                        match v {
+                            Values::Int(x) => Arc::new(Int64Array::from(x.clone())),
+                            Values::Float(x) => Arc::new(Float64Array::from_iter(x.iter().map(|v| (!v.is_nan()).then_some(*v)))),
+                            Values::Text(x) => Arc::new(StringArray::from_iter_values(x.iter())),
+                        }
+                    })
+                    .collect();
+                let fields: Vec<Field> = columns.iter().zip(&arrays).map(|((name, _), a)| Field::new(name, a.data_type().clone(), a.null_count() > 0)).collect();
+                let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
+                let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path)?, batch.schema(), None)?;
+                writer.write(&batch)?;
+                writer.close()?;
+                Ok(())
+            };
+            write().with_context(|| format!("writing {}", path.display()))
+        }
+    }
 }
 
 /// Writes a frame as CSV; numbers in their shortest exact form.

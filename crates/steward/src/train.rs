@@ -1,0 +1,218 @@
+//! `steward data synth credit` (synthetic credit applications, CSV or Parquet) and
+//! `steward train` (a built-in model from a table: ONNX file, holdout metrics, reason codes).
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use steward_runtime::frame::Cell;
+use steward_stats::drift::ColumnType;
+use steward_train::design::{Column, Dataset};
+use steward_train::export;
+use steward_train::gbt::{Gbt, Params};
+use steward_train::logistic::Logistic;
+use steward_train::synth::{self, SynthOptions};
+
+use crate::table;
+
+#[derive(clap::Subcommand)]
+pub enum SynthCommand {
+    /// Credit applications: income, debt, utilisation, payment history, tenure, region, an age
+    /// band (for fairness checks only), a timestamp and the default label
+    Credit {
+        #[arg(long, default_value_t = 10_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output file (.csv or .parquet)
+        #[arg(long)]
+        out: PathBuf,
+        /// Lower incomes, higher utilisation and more applicants from the south from this row on
+        #[arg(long)]
+        covariate_drift_at: Option<usize>,
+        /// A changed default process from this row on (debt-to-income matters more,
+        /// utilisation and late payments less)
+        #[arg(long)]
+        concept_drift_at: Option<usize>,
+        /// How far the drifts go, 0..1
+        #[arg(long, default_value_t = 1.0)]
+        drift_strength: f64,
+    },
+}
+
+pub fn synth(cmd: SynthCommand) -> anyhow::Result<()> {
+    let SynthCommand::Credit { rows, seed, out, covariate_drift_at, concept_drift_at, drift_strength } = cmd;
+    let options = SynthOptions { rows, seed, covariate_drift_at, concept_drift_at, strength: drift_strength, ..Default::default() };
+    let t = synth::credit(&options).context("synthesising credit applications")?;
+    table::write_columns(&out, &t.columns)?;
+    let rate = match &t.columns.iter().find(|c| c.0 == "default").map(|c| &c.1) {
+        Some(synth::Values::Int(v)) => v.iter().sum::<i64>() as f64 / v.len() as f64,
+        _ => f64::NAN,
+    };
+    println!("wrote {rows} applications to {} (default rate {:.3}, seed {seed})", out.display(), rate);
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ModelKind {
+    /// Gradient-boosted trees (logistic loss), reason codes by exact TreeSHAP
+    Gbt,
+    /// L2-regularised logistic regression on standardised columns
+    Logistic,
+}
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Training table (.csv or .parquet), oldest rows first
+    #[arg(long)]
+    data: PathBuf,
+    /// The label column
+    #[arg(long)]
+    label: String,
+    /// The label value that is the adverse outcome (class 1), e.g. `bad`
+    #[arg(long, default_value = "1")]
+    positive: String,
+    #[arg(long, value_enum, default_value = "gbt")]
+    model: ModelKind,
+    /// Columns that are not features: ids, timestamps, protected attributes (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    exclude: Vec<String>,
+    /// Share of rows held out for evaluation: the last ones (out-of-time)
+    #[arg(long, default_value_t = 0.3)]
+    holdout: f64,
+    #[arg(long, default_value_t = 150)]
+    trees: usize,
+    #[arg(long, default_value_t = 3)]
+    max_depth: usize,
+    #[arg(long, default_value_t = 0.1)]
+    learning_rate: f64,
+    /// L2 penalty (logistic coefficients; tree leaf values)
+    #[arg(long, default_value_t = 1.0)]
+    l2: f64,
+    /// Directory for model.onnx and metrics.json
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// What training produced: the ONNX bytes and the evaluation.
+pub struct Trained {
+    pub onnx: Vec<u8>,
+    pub metrics: serde_json::Value,
+    pub features: Vec<String>,
+}
+
+/// Reads a table as a training set: the label mapped to 0/1, the other columns (less the
+/// excluded ones and free text) typed as the drift report types them.
+fn dataset(args: &TrainArgs) -> anyhow::Result<(Dataset, Vec<String>)> {
+    use crate::report::{as_number, category, column_type};
+    let table = table::Columns::open(&args.data)?;
+    if !table.names().contains(&args.label) {
+        anyhow::bail!("{} has no label column '{}' (columns: {})", args.data.display(), args.label, table.names().join(", "));
+    }
+    for e in &args.exclude {
+        if !table.names().contains(e) {
+            anyhow::bail!("--exclude names '{e}', which {} does not have", args.data.display());
+        }
+    }
+    let labels = table.column(&args.label)?.unwrap_or_default();
+    let mut label = Vec::with_capacity(labels.len());
+    for (row, c) in labels.iter().enumerate() {
+        match category(c) {
+            Some(v) => label.push(u8::from(v == args.positive)),
+            None => anyhow::bail!("label column '{}' is missing in data row {}", args.label, row + 1),
+        }
+    }
+    let (mut features, mut skipped) = (Vec::new(), Vec::new());
+    for name in table.names().iter().filter(|n| **n != args.label && !args.exclude.contains(n)) {
+        let column = table::ColumnCells::Rows(table.column(name)?.unwrap_or_default());
+        let cells: Vec<&Cell> = column.weighted().map(|(c, _)| c).collect();
+        let c = match column_type(&column) {
+            Some(ColumnType::Numerical) => Column::Numeric(cells.iter().map(|c| as_number(c).unwrap_or(f64::NAN)).collect()),
+            Some(ColumnType::Categorical) => Column::Categorical(cells.iter().map(|c| category(c)).collect()),
+            None => {
+                skipped.push(name.clone());
+                continue;
+            }
+        };
+        features.push((name.clone(), c));
+    }
+    Ok((Dataset { features, label }, skipped))
+}
+
+/// Equal-width bins of predicted probability: mean prediction, observed rate, rows.
+fn calibration(scores: &[f64], labels: &[u8], bins: usize) -> Vec<serde_json::Value> {
+    let mut acc = vec![(0.0, 0.0, 0usize); bins];
+    for (s, y) in scores.iter().zip(labels) {
+        let b = ((s * bins as f64) as usize).min(bins - 1);
+        acc[b].0 += s;
+        acc[b].1 += f64::from(*y);
+        acc[b].2 += 1;
+    }
+    acc.iter()
+        .enumerate()
+        .filter(|(_, a)| a.2 > 0)
+        .map(|(i, (s, y, n))| serde_json::json!({ "bin": [i as f64 / bins as f64, (i + 1) as f64 / bins as f64], "mean_predicted": s / *n as f64, "observed_rate": y / *n as f64, "rows": n }))
+        .collect()
+}
+
+pub fn fit(args: &TrainArgs) -> anyhow::Result<Trained> {
+    anyhow::ensure!(args.holdout > 0.0 && args.holdout < 1.0, "--holdout must be within (0, 1), got {}", args.holdout);
+    let (data, skipped) = dataset(args)?;
+    let n = data.rows();
+    let train_rows = n - ((n as f64 * args.holdout).round() as usize);
+    let (train, holdout) = data.split(train_rows);
+    anyhow::ensure!(holdout.label.contains(&0) && holdout.label.contains(&1), "the holdout ({} rows) needs both classes of '{}'", holdout.rows(), args.label);
+    let names: Vec<String> = data.features.iter().map(|f| f.0.clone()).collect();
+    let metadata = vec![("steward.label".to_owned(), args.label.clone()), ("steward.positive".to_owned(), args.positive.clone())];
+    let (onnx, scores, contributions, kind) = match args.model {
+        ModelKind::Gbt => {
+            let params = Params { trees: args.trees, max_depth: args.max_depth, learning_rate: args.learning_rate, lambda: args.l2, ..Default::default() };
+            let m = Gbt::fit(&train, &params)?;
+            let encoded = m.design.encode(&holdout);
+            let contributions: Vec<Vec<f64>> = encoded.iter().map(|r| m.contributions(r)).collect();
+            (export::gbt(&m, metadata).to_bytes(), m.predict(&holdout), contributions, "gbt")
+        }
+        ModelKind::Logistic => {
+            let m = Logistic::fit(&train, args.l2)?;
+            let encoded = m.design.encode(&holdout);
+            let contributions: Vec<Vec<f64>> = encoded.iter().map(|r| m.contributions(r)).collect();
+            (export::logistic(&m, metadata).to_bytes(), m.predict(&holdout), contributions, "logistic")
+        }
+    };
+    let q = steward_stats::quality::classification(&holdout.label, &scores, 0.5)?;
+    let importance: Vec<serde_json::Value> = {
+        let mut mean_abs: Vec<(String, f64)> =
+            names.iter().enumerate().map(|(j, name)| (name.clone(), contributions.iter().map(|c| c[j].abs()).sum::<f64>() / contributions.len() as f64)).collect();
+        mean_abs.sort_by(|a, b| b.1.total_cmp(&a.1));
+        mean_abs.into_iter().map(|(f, v)| serde_json::json!({ "feature": f, "mean_abs_contribution": v })).collect()
+    };
+    let metrics = serde_json::json!({
+        "model": kind,
+        "rows_train": train.rows(),
+        "rows_holdout": holdout.rows(),
+        "roc_auc": q.roc_auc, "ks": q.ks, "gini": q.gini, "brier": q.brier, "log_loss": q.log_loss, "accuracy": q.accuracy,
+        "calibration": calibration(&scores, &holdout.label, 10),
+        "feature_importance": importance,
+        "skipped_columns": skipped,
+    });
+    Ok(Trained { onnx, metrics, features: names })
+}
+
+pub fn train(args: TrainArgs) -> anyhow::Result<()> {
+    let trained = fit(&args)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::write(args.out.join("model.onnx"), &trained.onnx)?;
+    std::fs::write(args.out.join("metrics.json"), serde_json::to_string_pretty(&trained.metrics)?)?;
+    let m = &trained.metrics;
+    println!(
+        "trained {} on {} rows over {} features; holdout ({} rows): ROC AUC {:.4}, KS {:.4}, Brier {:.4}; wrote {}",
+        m["model"].as_str().unwrap_or_default(),
+        m["rows_train"],
+        trained.features.len(),
+        m["rows_holdout"],
+        m["roc_auc"].as_f64().unwrap_or(f64::NAN),
+        m["ks"].as_f64().unwrap_or(f64::NAN),
+        m["brier"].as_f64().unwrap_or(f64::NAN),
+        args.out.display()
+    );
+    Ok(())
+}
