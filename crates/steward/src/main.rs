@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod data;
 mod deploy;
+mod pipeline;
 mod remote;
 mod report;
 mod stats;
@@ -50,6 +51,9 @@ enum Command {
     /// Work with datasets: profiles, fingerprints, validation
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Continuous-training pipelines
+    #[command(subcommand)]
+    Pipeline(pipeline::PipelineCommand),
     /// Train a built-in model (gradient-boosted trees or logistic regression) on a table
     Train(train::TrainArgs),
     /// Monitor deployments: drift windows, metrics, alerts
@@ -308,6 +312,7 @@ fn main() -> ExitCode {
             Command::Stats(StatsCommand::Eval) => stats::run().map(|()| ExitCode::SUCCESS),
             Command::Report(ReportCommand::Drift(args)) => report::run(args).map(|()| ExitCode::SUCCESS),
             Command::Data(cmd) => data::run(cmd),
+            Command::Pipeline(cmd) => pipeline::run(cmd).await,
             Command::Train(args) => train::train(args).map(|()| ExitCode::SUCCESS),
             Command::Monitor(cmd) => data::monitor(cmd).await.map(|()| ExitCode::SUCCESS),
         }

@@ -1,7 +1,7 @@
 //! `steward data synth credit` (synthetic credit applications, CSV or Parquet) and
 //! `steward train` (a built-in model from a table: ONNX file, holdout metrics, reason codes).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use steward_runtime::frame::Cell;
@@ -52,7 +52,8 @@ pub fn synth(cmd: SynthCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// Gradient-boosted trees (logistic loss), reason codes by exact TreeSHAP
     Gbt,
@@ -60,34 +61,72 @@ pub enum ModelKind {
     Logistic,
 }
 
+/// What and how to train; the same fields in a pipeline's `train` step.
+#[derive(clap::Args, Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSettings {
+    /// The label column
+    #[arg(long)]
+    pub label: String,
+    /// The label value that is the adverse outcome (class 1), e.g. `bad`
+    #[arg(long, default_value = "1")]
+    #[serde(default = "one")]
+    pub positive: String,
+    #[arg(long, value_enum, default_value = "gbt")]
+    #[serde(default = "gbt_kind")]
+    pub model: ModelKind,
+    /// Columns that are not features: ids, timestamps, protected attributes (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Share of rows held out for evaluation: the last ones (out-of-time)
+    #[arg(long, default_value_t = 0.3)]
+    #[serde(default = "holdout")]
+    pub holdout: f64,
+    #[arg(long, default_value_t = 150)]
+    #[serde(default = "trees")]
+    pub trees: usize,
+    #[arg(long, default_value_t = 3)]
+    #[serde(default = "depth")]
+    pub max_depth: usize,
+    #[arg(long, default_value_t = 0.1)]
+    #[serde(default = "rate")]
+    pub learning_rate: f64,
+    /// L2 penalty (logistic coefficients; tree leaf values)
+    #[arg(long, default_value_t = 1.0)]
+    #[serde(default = "unit")]
+    pub l2: f64,
+}
+
+fn one() -> String {
+    "1".into()
+}
+fn gbt_kind() -> ModelKind {
+    ModelKind::Gbt
+}
+fn holdout() -> f64 {
+    0.3
+}
+fn trees() -> usize {
+    150
+}
+fn depth() -> usize {
+    3
+}
+fn rate() -> f64 {
+    0.1
+}
+fn unit() -> f64 {
+    1.0
+}
+
 #[derive(clap::Args)]
 pub struct TrainArgs {
     /// Training table (.csv or .parquet), oldest rows first
     #[arg(long)]
     data: PathBuf,
-    /// The label column
-    #[arg(long)]
-    label: String,
-    /// The label value that is the adverse outcome (class 1), e.g. `bad`
-    #[arg(long, default_value = "1")]
-    positive: String,
-    #[arg(long, value_enum, default_value = "gbt")]
-    model: ModelKind,
-    /// Columns that are not features: ids, timestamps, protected attributes (comma-separated)
-    #[arg(long, value_delimiter = ',')]
-    exclude: Vec<String>,
-    /// Share of rows held out for evaluation: the last ones (out-of-time)
-    #[arg(long, default_value_t = 0.3)]
-    holdout: f64,
-    #[arg(long, default_value_t = 150)]
-    trees: usize,
-    #[arg(long, default_value_t = 3)]
-    max_depth: usize,
-    #[arg(long, default_value_t = 0.1)]
-    learning_rate: f64,
-    /// L2 penalty (logistic coefficients; tree leaf values)
-    #[arg(long, default_value_t = 1.0)]
-    l2: f64,
+    #[command(flatten)]
+    settings: TrainSettings,
     /// Directory for model.onnx and metrics.json
     #[arg(long)]
     out: PathBuf,
@@ -102,15 +141,15 @@ pub struct Trained {
 
 /// Reads a table as a training set: the label mapped to 0/1, the other columns (less the
 /// excluded ones and free text) typed as the drift report types them.
-fn dataset(args: &TrainArgs) -> anyhow::Result<(Dataset, Vec<String>)> {
+fn dataset(path: &Path, args: &TrainSettings) -> anyhow::Result<(Dataset, Vec<String>)> {
     use crate::report::{as_number, category, column_type};
-    let table = table::Columns::open(&args.data)?;
+    let table = table::Columns::open(path)?;
     if !table.names().contains(&args.label) {
-        anyhow::bail!("{} has no label column '{}' (columns: {})", args.data.display(), args.label, table.names().join(", "));
+        anyhow::bail!("{} has no label column '{}' (columns: {})", path.display(), args.label, table.names().join(", "));
     }
     for e in &args.exclude {
         if !table.names().contains(e) {
-            anyhow::bail!("--exclude names '{e}', which {} does not have", args.data.display());
+            anyhow::bail!("exclude names '{e}', which {} does not have", path.display());
         }
     }
     let labels = table.column(&args.label)?.unwrap_or_default();
@@ -154,9 +193,9 @@ fn calibration(scores: &[f64], labels: &[u8], bins: usize) -> Vec<serde_json::Va
         .collect()
 }
 
-pub fn fit(args: &TrainArgs) -> anyhow::Result<Trained> {
-    anyhow::ensure!(args.holdout > 0.0 && args.holdout < 1.0, "--holdout must be within (0, 1), got {}", args.holdout);
-    let (data, skipped) = dataset(args)?;
+pub fn fit(path: &Path, args: &TrainSettings) -> anyhow::Result<Trained> {
+    anyhow::ensure!(args.holdout > 0.0 && args.holdout < 1.0, "holdout must be within (0, 1), got {}", args.holdout);
+    let (data, skipped) = dataset(path, args)?;
     let n = data.rows();
     let train_rows = n - ((n as f64 * args.holdout).round() as usize);
     let (train, holdout) = data.split(train_rows);
@@ -198,7 +237,7 @@ pub fn fit(args: &TrainArgs) -> anyhow::Result<Trained> {
 }
 
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
-    let trained = fit(&args)?;
+    let trained = fit(&args.data, &args.settings)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     std::fs::write(args.out.join("model.onnx"), &trained.onnx)?;
     std::fs::write(args.out.join("metrics.json"), serde_json::to_string_pretty(&trained.metrics)?)?;
@@ -215,4 +254,39 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Scores the holdout (the last `holdout` share of rows) with any ONNX binary classifier and
+/// measures it: quality, and with a protected column the adverse impact ratio of the
+/// favourable outcome (predicted class 0).
+pub fn evaluate(onnx: &[u8], path: &Path, s: &TrainSettings, protected: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    use steward_server::serving::log::tensors_json;
+    use steward_server::serving::monitor::{Outputs, answered};
+    let model = steward_runtime::Model::load(onnx).context("loading the model to evaluate")?;
+    let frame = table::read(path)?;
+    let n = frame.rows();
+    let start = n - ((n as f64 * s.holdout).round() as usize);
+    let column = |name: &str| frame.columns.iter().find(|c| c.0 == name).map(|c| c.1[start..].to_vec());
+    let truth: Vec<u8> = column(&s.label)
+        .with_context(|| format!("{} has no label column '{}'", path.display(), s.label))?
+        .iter()
+        .map(|c| u8::from(crate::report::category(c).as_deref() == Some(s.positive.as_str())))
+        .collect();
+    let groups = protected.map(|p| column(p).with_context(|| format!("{} has no protected column '{p}'", path.display()))).transpose()?;
+    let inputs = steward_runtime::frame::Frame {
+        columns: frame.columns.iter().filter(|c| c.0 != s.label && !s.exclude.contains(&c.0)).map(|c| (c.0.clone(), c.1[start..].to_vec())).collect(),
+    };
+    let outputs = model.predict(&inputs.to_inputs(model.signature())?)?;
+    let scores: Vec<f64> = answered(&Outputs::default(), &tensors_json(&outputs), 0.5).scores.into_iter().map(|s| s.unwrap_or(f64::NAN)).collect();
+    anyhow::ensure!(scores.len() == truth.len(), "the model gave {} scores for {} holdout rows (it needs a 'probabilities' output)", scores.len(), truth.len());
+    let q = steward_stats::quality::classification(&truth, &scores, 0.5)?;
+    let mut out = serde_json::json!({ "rows_holdout": truth.len(), "roc_auc": q.roc_auc, "ks": q.ks, "gini": q.gini, "brier": q.brier, "log_loss": q.log_loss, "accuracy": q.accuracy, "pr_auc": q.pr_auc });
+    if let Some(groups) = groups {
+        let favourable: Vec<u8> = scores.iter().map(|p| u8::from(*p < 0.5)).collect();
+        let names: Vec<String> = groups.iter().map(|c| crate::report::category(c).unwrap_or_else(|| "(missing)".into())).collect();
+        let f = steward_stats::fairness::fairness(&favourable, &vec![0; favourable.len()], &names, 0.8)?;
+        out["adverse_impact_ratio"] = serde_json::json!(f.adverse_impact_ratio);
+        out["demographic_parity_difference"] = serde_json::json!(f.demographic_parity_difference);
+    }
+    Ok(out)
 }

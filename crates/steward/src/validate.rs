@@ -88,7 +88,9 @@ impl Check {
     }
 }
 
-pub fn run(suite_path: &Path, file: &Path, json_out: Option<&Path>) -> anyhow::Result<bool> {
+/// Checks `file` against the suite: the report (`success`, `rows`, `evaluated`, `failed`,
+/// `results`).
+pub fn check(suite_path: &Path, file: &Path) -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(suite_path).with_context(|| format!("reading {}", suite_path.display()))?;
     let suite: Suite = serde_norway::from_str(&text).with_context(|| format!("{} is not a valid expectation suite", suite_path.display()))?;
     let frame = table::read(file)?;
@@ -142,19 +144,24 @@ pub fn run(suite_path: &Path, file: &Path, json_out: Option<&Path>) -> anyhow::R
             check.add("values_unique", Some(name), bad.is_empty(), json!(seen.len()), &bad, bad.len());
         }
     }
+    if check.results.is_empty() {
+        bail!("{} has no expectations", suite_path.display());
+    }
     let success = check.results.iter().all(|r| r["success"] == json!(true));
     let failed = check.results.iter().filter(|r| r["success"] != json!(true)).count();
-    let report = json!({ "success": success, "rows": rows, "evaluated": check.results.len(), "failed": failed, "results": check.results });
+    Ok(json!({ "success": success, "rows": rows, "evaluated": check.results.len(), "failed": failed, "results": check.results }))
+}
+
+/// `steward data validate`: prints (or writes) the report; true when every expectation is met.
+pub fn run(suite_path: &Path, file: &Path, json_out: Option<&Path>) -> anyhow::Result<bool> {
+    let report = check(suite_path, file)?;
     let text = serde_json::to_string_pretty(&report)?;
     match json_out {
         Some(p) => std::fs::write(p, &text).with_context(|| format!("writing {}", p.display()))?,
         None => crate::print_stdout(&text)?,
     }
-    if check.results.is_empty() {
-        bail!("{} has no expectations", suite_path.display());
-    }
-    eprintln!("{} of {} expectations met", check.results.len() - failed, check.results.len());
-    Ok(success)
+    eprintln!("{} of {} expectations met", report["evaluated"].as_u64().unwrap_or(0) - report["failed"].as_u64().unwrap_or(0), report["evaluated"]);
+    Ok(report["success"] == json!(true))
 }
 
 /// Categorical columns with at most this many distinct values get an `allowed` list.

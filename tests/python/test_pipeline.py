@@ -1,0 +1,91 @@
+"""Pipelines acceptance: `steward pipeline run examples/credit/pipeline.yaml` registers a model
+version whose own run (as the mlflow client sees it) records the input dataset with the
+fingerprint as digest and the holdout ROC AUC (>= 0.75 on German Credit); the served model
+answers. A gate failure, a validation failure and a failing external command each stop the
+pipeline with the reason recorded, and register no version."""
+
+import subprocess
+from pathlib import Path
+
+import mlflow
+import requests
+from conftest import REPO, steward_bin
+from mlflow.tracking import MlflowClient
+
+EXAMPLE = REPO / "examples" / "credit"
+
+
+def pipeline(path, base):
+    return subprocess.run([steward_bin(), "pipeline", "run", str(path), "--tracking-uri", base], capture_output=True, text=True)
+
+
+def test_example_pipeline_registers_a_traceable_version(server):
+    base = server["url"]
+    proc = pipeline(EXAMPLE / "pipeline.yaml", base)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "registered german-credit version" in proc.stdout and "deployed models:/german-credit/" in proc.stdout
+    fingerprint = subprocess.run([steward_bin(), "data", "fingerprint", str(EXAMPLE / "germancredit.csv")], check=True, capture_output=True, text=True).stdout.strip()
+
+    client = MlflowClient(base)
+    version = client.get_model_version_by_alias("german-credit", "challenger")
+    assert version.tags["steward.dataset.fingerprint"] == fingerprint
+    run = client.get_run(version.run_id)
+    assert run.data.metrics["roc_auc"] >= 0.75, run.data.metrics
+    assert run.data.params["model"] == "gbt" and run.data.tags["steward.step"] == "train"
+    (dataset,) = [d.dataset for d in run.inputs.dataset_inputs]
+    assert dataset.digest == fingerprint.removeprefix("sha256:")[:32] and fingerprint in dataset.profile
+    artifacts = [f.path for f in client.list_artifacts(version.run_id, "model")]
+    assert artifacts == ["model/model.onnx"]
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "FINISHED" and parent.data.tags["steward.pipeline"] == "german-credit"
+
+    # The deployed version answers one application.
+    row = {"status_of_existing_checking_account": "... < 0 DM", "duration_in_month": 24.0, "credit_history": "existing credits paid back duly till now",
+           "purpose": "car (new)", "credit_amount": 4000.0, "savings_account_and_bonds": "... < 100 DM", "present_employment_since": "1 <= ... < 4 years",
+           "installment_rate_in_percentage_of_disposable_income": 3.0, "personal_status_and_sex": "male : single", "other_debtors_or_guarantors": "none",
+           "present_residence_since": 2.0, "property": "car or other, not in attribute 6", "age_in_years": 30.0, "other_installment_plans": "none",
+           "housing": "own", "number_of_existing_credits_at_this_bank": 1.0, "job": "skilled employee / official",
+           "number_of_people_being_liable_to_provide_maintenance_for": 1.0, "telephone": "none", "foreign_worker": "yes"}
+    r = requests.post(f"{base}/deployments/german-credit/invocations", json={"dataframe_records": [row]})
+    assert r.status_code == 200, r.text
+    p = r.json()["predictions"][0]
+    assert 0.0 < p["probabilities"][1] < 1.0 and p["label"] in (0, 1)
+
+    # Run again: the train step is reused (same fingerprint and settings).
+    again = pipeline(EXAMPLE / "pipeline.yaml", base)
+    assert again.returncode == 0, again.stderr
+    assert f"reused run {version.run_id}" in again.stdout
+
+
+def write(tmp_path, name, body):
+    path = tmp_path / name
+    path.write_text(body.replace("DATA", str(EXAMPLE / "germancredit.csv")))
+    return path
+
+
+def test_failures_stop_the_pipeline_with_a_reason_and_no_version(server, tmp_path):
+    base = server["url"]
+    mlflow.set_tracking_uri(base)
+    client = MlflowClient(base)
+    train = "train: {label: creditability, positive: bad, trees: 40}\n"
+    register = "  - register: {model: failing-credit}\n"
+    cases = [
+        ("gate", "steps:\n  - train: {}\n  - evaluate: {}\n  - gate: {min_roc_auc: 0.99}\n" + register, "gate failed: roc_auc"),
+        ("validation", "steps:\n  - validate: {suite: suite.yaml}\n  - train: {}\n" + register, "validation failed: 1 of 1 expectations: row_count_between"),
+        ("command", "steps:\n  - train: {command: \"echo broken >&2; exit 3\"}\n" + register, "external training command failed"),
+    ]
+    (tmp_path / "suite.yaml").write_text("row_count: {min: 5000}\n")
+    for name, steps, reason in cases:
+        path = write(tmp_path, f"{name}.yaml", f"name: failing-{name}\ndata: DATA\n{train}{steps}")
+        proc = pipeline(path, base)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert reason in proc.stderr, proc.stderr
+        runs = client.search_runs([client.get_experiment_by_name(f"failing-{name}").experiment_id], filter_string="tags.`steward.pipeline` = 'failing-" + name + "'")
+        parent = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        assert len(parent) == 1 and parent[0].info.status == "FAILED" and reason in parent[0].data.tags["steward.failure"]
+        failed_steps = [r for r in runs if r.info.status == "FAILED" and "mlflow.parentRunId" in r.data.tags]
+        assert len(failed_steps) == 1 and reason in failed_steps[0].data.tags["steward.failure"]
+    assert client.search_model_versions("name = 'failing-credit'") == []
+    bad = write(tmp_path, "typo.yaml", f"name: x\ndata: DATA\n{train}steps:\n  - trian: {{}}\n")
+    proc = pipeline(bad, base)
+    assert proc.returncode != 0 and "trian" in proc.stderr
