@@ -1,7 +1,7 @@
 """Pipelines acceptance: `steward pipeline run examples/credit/pipeline.yaml` registers a model
 version whose own run (as the mlflow client sees it) records the input dataset with the
 fingerprint as digest and the holdout ROC AUC (>= 0.75 on German Credit); the served model
-answers. A gate failure, a validation failure and a failing external command each stop the
+answers, with reason codes on request. A gate failure, a validation failure and a failing external command each stop the
 pipeline with the reason recorded, and register no version."""
 
 import subprocess
@@ -50,6 +50,22 @@ def test_example_pipeline_registers_a_traceable_version(server):
     assert r.status_code == 200, r.text
     p = r.json()["predictions"][0]
     assert 0.0 < p["probabilities"][1] < 1.0 and p["label"] in (0, 1)
+    assert "reason_codes" not in r.json()
+    # Reason codes on request: the features pushing towards 'bad', largest first (TreeSHAP).
+    r = requests.post(f"{base}/deployments/german-credit/invocations", json={"dataframe_records": [row], "params": {"reason_codes": 4}})
+    assert r.status_code == 200, r.text
+    (codes,) = r.json()["reason_codes"]
+    assert 1 <= len(codes) <= 4 and all(c["feature"] in row and c["contribution"] > 0 for c in codes)
+    assert [c["contribution"] for c in codes] == sorted((c["contribution"] for c in codes), reverse=True)
+    types = {i["name"]: i["datatype"] for i in requests.get(f"{base}/v2/models/german-credit").json()["inputs"]}
+    as_text = lambda v: v if isinstance(v, str) else f"{v:g}"  # integers with few values are categories
+    oip = {"inputs": [{"name": k, "shape": [1, 1], "datatype": types[k], "data": [as_text(v) if types[k] == "BYTES" else v]} for k, v in row.items()],
+           "parameters": {"reason_codes": True}}
+    r = requests.post(f"{base}/v2/models/german-credit/infer", json=oip)
+    assert r.status_code == 200, r.text
+    assert [c["feature"] for c in r.json()["parameters"]["reason_codes"][0]] == [c["feature"] for c in codes]
+    r = requests.post(f"{base}/deployments/german-credit/invocations", json={"dataframe_records": [row], "params": {"reason_codes": "many"}})
+    assert r.status_code == 400 and "reason_codes" in r.json()["error"]
 
     # Run again: the train step is reused (same fingerprint and settings).
     again = pipeline(EXAMPLE / "pipeline.yaml", base)

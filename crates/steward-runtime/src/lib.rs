@@ -66,6 +66,8 @@ pub struct Model {
     signature: Signature,
     /// Per input: whether NaN may reach the model (it flows only into imputers or trees).
     takes_missing: Vec<bool>,
+    /// The file's `metadata_props`.
+    metadata: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Model {
@@ -93,6 +95,7 @@ impl Model {
             .map(input_spec)
             .collect::<Result<_, _>>()?;
         let takes_missing = inputs.iter().map(|i| takes_missing(graph, &i.name)).collect();
+        let metadata = proto.metadata_props.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
 
         let mut model = onnx.model_for_proto_model(&proto).map_err(load_err)?;
         let batch = model.symbols.sym("batch");
@@ -125,11 +128,16 @@ impl Model {
             })
             .collect::<Result<Vec<_>, RuntimeError>>()?;
         let plan = typed.into_runnable().map_err(load_err)?;
-        Ok(Self { plan, signature: Signature { inputs, outputs }, takes_missing })
+        Ok(Self { plan, signature: Signature { inputs, outputs }, takes_missing, metadata })
     }
 
     pub fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    /// A value of the file's `metadata_props`.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Checks a request against the signature, naming the first offending input.

@@ -81,7 +81,8 @@ impl Dataset {
 }
 
 /// How one raw feature becomes encoded columns.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Encoding {
     /// Missing values become `impute`.
     Numeric { impute: f64 },
@@ -90,7 +91,7 @@ pub enum Encoding {
 }
 
 /// A fitted encoding of every feature, and the standardisation of the encoded columns.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Design {
     pub features: Vec<(String, Encoding)>,
     pub means: Vec<f64>,

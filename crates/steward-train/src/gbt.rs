@@ -6,7 +6,7 @@
 use crate::TrainError;
 use crate::design::{Dataset, Design};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Params {
     pub trees: usize,
     pub learning_rate: f64,
@@ -24,7 +24,7 @@ impl Default for Params {
 }
 
 /// A node: a split (`x[feature] <= threshold` goes left) or a leaf with its value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Node {
     pub feature: usize,
     pub threshold: f64,
@@ -36,7 +36,7 @@ pub struct Node {
     pub cover: f64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tree {
     pub nodes: Vec<Node>,
 }
@@ -60,7 +60,7 @@ impl Tree {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Gbt {
     pub design: Design,
     /// The log-odds every tree adds to.

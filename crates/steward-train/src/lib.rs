@@ -4,6 +4,7 @@
 //! global randomness.
 
 pub mod design;
+pub mod explain;
 pub mod export;
 pub mod gbt;
 pub mod logistic;

@@ -5,7 +5,7 @@
 use crate::TrainError;
 use crate::design::{Dataset, Design};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Logistic {
     pub design: Design,
     /// One per encoded column, on the standardised scale.

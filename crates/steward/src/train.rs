@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use steward_runtime::frame::Cell;
 use steward_stats::drift::ColumnType;
 use steward_train::design::{Column, Dataset};
+use steward_train::explain::{Explainer, METADATA_KEY};
 use steward_train::export;
 use steward_train::gbt::{Gbt, Params};
 use steward_train::logistic::Logistic;
@@ -208,12 +209,16 @@ pub fn fit(path: &Path, args: &TrainSettings) -> anyhow::Result<Trained> {
             let m = Gbt::fit(&train, &params)?;
             let encoded = m.design.encode(&holdout);
             let contributions: Vec<Vec<f64>> = encoded.iter().map(|r| m.contributions(r)).collect();
+            let mut metadata = metadata;
+            metadata.push((METADATA_KEY.to_owned(), Explainer::Gbt(m.clone()).to_json()));
             (export::gbt(&m, metadata).to_bytes(), m.predict(&holdout), contributions, "gbt")
         }
         ModelKind::Logistic => {
             let m = Logistic::fit(&train, args.l2)?;
             let encoded = m.design.encode(&holdout);
             let contributions: Vec<Vec<f64>> = encoded.iter().map(|r| m.contributions(r)).collect();
+            let mut metadata = metadata;
+            metadata.push((METADATA_KEY.to_owned(), Explainer::Logistic(m.clone()).to_json()));
             (export::logistic(&m, metadata).to_bytes(), m.predict(&holdout), contributions, "logistic")
         }
     };

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use steward_core::serving::{Deployment, DeploymentSpec, ModelRef, RouteRole};
 use steward_core::{Error, ErrorCode};
-use steward_runtime::{Model, RuntimeError, Tensor};
+use steward_runtime::{Data, Model, RuntimeError, Tensor};
+use steward_train::design::{Column, Dataset};
+use steward_train::explain::{Explainer, METADATA_KEY, Reason};
 use steward_store::{ArtifactStore, MetadataStore};
 use tokio::sync::{Mutex, Notify};
 
@@ -36,6 +38,8 @@ pub struct Served {
     pub version: i64,
     pub runtime: Arc<Model>,
     pub stats: Arc<RouteStats>,
+    /// Present for models trained by Steward: computes reason codes.
+    pub explainer: Option<Arc<Explainer>>,
 }
 
 /// What a deployment serves right now.
@@ -129,6 +133,30 @@ pub struct Answer {
     pub model: String,
     pub version: i64,
     pub outputs: Vec<Tensor>,
+    /// When asked for: per row, the features that pushed it towards the adverse outcome.
+    pub reason_codes: Option<Vec<Vec<Reason>>>,
+}
+
+/// The raw feature columns an explainer needs, from the request's named input tensors.
+fn explained_rows(explainer: &Explainer, inputs: &[Tensor]) -> Result<Dataset, String> {
+    let mut rows = None;
+    let mut features = Vec::new();
+    for name in explainer.features() {
+        let t = inputs.iter().find(|t| t.name == name).ok_or_else(|| format!("reason codes need the input '{name}'"))?;
+        let column = match &t.data {
+            Data::Fp32(v) => Column::Numeric(v.iter().map(|x| f64::from(*x)).collect()),
+            Data::Fp64(v) => Column::Numeric(v.clone()),
+            Data::Int64(v) => Column::Numeric(v.iter().map(|x| *x as f64).collect()),
+            Data::Int32(v) => Column::Numeric(v.iter().map(|x| f64::from(*x)).collect()),
+            Data::Bool(v) => Column::Numeric(v.iter().map(|x| f64::from(u8::from(*x))).collect()),
+            Data::Bytes(v) => Column::Categorical(v.iter().map(|x| (!x.is_empty()).then(|| x.clone())).collect()),
+        };
+        if *rows.get_or_insert(column.len()) != column.len() {
+            return Err(format!("input '{name}' has {} values, other inputs {}", column.len(), rows.unwrap_or(0)));
+        }
+        features.push((name, column));
+    }
+    Ok(Dataset { features, label: vec![0; rows.unwrap_or(0)] })
 }
 
 pub struct Serving {
@@ -259,7 +287,15 @@ impl Serving {
             let (name, version) = self.resolve(&m).await?;
             let runtime = self.load(&name, version).await?;
             let stats = self.metrics.route(&spec.name, role.as_str(), &name, version);
-            Ok::<_, Error>(Arc::new(Served { model: name, version, runtime, stats }))
+            let explainer = match runtime.metadata(METADATA_KEY).map(Explainer::from_json) {
+                Some(Ok(e)) => Some(Arc::new(e)),
+                Some(Err(e)) => {
+                    tracing::warn!(model = %name, version, "reason codes unavailable: {e}");
+                    None
+                }
+                None => None,
+            };
+            Ok::<_, Error>(Arc::new(Served { model: name, version, runtime, stats, explainer }))
         };
         let champion = load(spec.model.clone(), RouteRole::Champion).await?;
         let challenger = match &spec.challenger {
@@ -320,13 +356,18 @@ impl Serving {
 
     /// The inference path of every protocol: route, validate, evaluate, log, shadow.
     /// `key` makes routing sticky; `context` is stored with the prediction.
-    pub fn infer(self: &Arc<Self>, deployment: &str, key: Option<&str>, inputs: Vec<Tensor>, context: Option<String>) -> Result<Answer, InferError> {
+    /// `reasons`: how many reason codes per row to return (0: none).
+    pub fn infer(self: &Arc<Self>, deployment: &str, key: Option<&str>, inputs: Vec<Tensor>, context: Option<String>, reasons: usize) -> Result<Answer, InferError> {
         let Some(routes) = self.routes(deployment) else {
             self.metrics.unknown_deployment.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(InferError::UnknownDeployment(format!("deployment '{deployment}' does not exist")));
         };
         let role = routes.spec.route(key, fastrand::u32(0..100));
         let served = routes.served(role).clone();
+        if reasons > 0 && served.explainer.is_none() {
+            served.stats.bad_input();
+            return Err(InferError::BadInput(format!("{} version {} gives no reason codes: it was not trained by Steward", served.model, served.version)));
+        }
         let started = Instant::now();
         let outputs = match served.runtime.predict(&inputs) {
             Ok(o) => o,
@@ -337,6 +378,11 @@ impl Serving {
         };
         let elapsed = started.elapsed();
         served.stats.observe(elapsed.as_secs_f64());
+        let reason_codes = match (reasons, &served.explainer) {
+            (0, _) => None,
+            (k, Some(e)) => Some(e.reason_codes(&explained_rows(e, &inputs).map_err(InferError::BadInput)?, k)),
+            (_, None) => None,
+        };
         let prediction_id = uuid::Uuid::new_v4().simple().to_string();
         let now = now_ms();
         if let Some(shadow) = routes.shadow.clone() {
@@ -378,7 +424,7 @@ impl Serving {
             outputs: outputs.clone(),
             context,
         });
-        Ok(Answer { prediction_id, route: role, model: served.model.clone(), version: served.version, outputs })
+        Ok(Answer { prediction_id, route: role, model: served.model.clone(), version: served.version, outputs, reason_codes })
     }
 }
 

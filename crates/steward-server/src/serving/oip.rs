@@ -145,7 +145,8 @@ fn infer_inner(s: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Re
     let parameters = req.get("parameters").and_then(Value::as_object);
     let key = routing_key(headers, parameters);
     let context = parameters.and_then(|p| p.get("context")).map(Value::to_string);
-    let answer = s.serving.infer(name, key.as_deref(), inputs, context)?;
+    let reasons = reason_count(parameters.and_then(|p| p.get("reason_codes")))?;
+    let answer = s.serving.infer(name, key.as_deref(), inputs, context, reasons)?;
 
     let all_binary = parameters.and_then(|p| p.get("binary_data_output")).and_then(Value::as_bool).unwrap_or(false);
     let wanted: Vec<(&Tensor, bool)> = match req.get("outputs").and_then(Value::as_array) {
@@ -186,6 +187,9 @@ fn infer_inner(s: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Re
     if let Some(id) = req.get("id") {
         resp["id"] = id.clone();
     }
+    if let Some(codes) = &answer.reason_codes {
+        resp["parameters"]["reason_codes"] = json!(codes);
+    }
     let head = resp.to_string();
     let mut response = if wanted.iter().any(|w| w.1) {
         let head_len = head.len();
@@ -201,4 +205,14 @@ fn infer_inner(s: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Re
         response.headers_mut().insert("x-steward-prediction-id", v);
     }
     Ok(response)
+}
+
+/// `reason_codes`: `true` for the default number per row, or a number (0 for none).
+pub fn reason_count(v: Option<&Value>) -> Result<usize, InferError> {
+    match v {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(0),
+        Some(Value::Bool(true)) => Ok(steward_train::explain::DEFAULT_REASONS),
+        Some(Value::Number(n)) => n.as_u64().filter(|n| *n <= 100).map(|n| n as usize).ok_or_else(|| bad(format!("reason_codes must be true, false or a count up to 100, got {n}"))),
+        Some(other) => Err(bad(format!("reason_codes must be true, false or a count up to 100, got {other}"))),
+    }
 }

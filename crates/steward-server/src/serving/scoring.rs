@@ -120,12 +120,16 @@ pub async fn v1_predict(State(s): State<AppState>, Path(target): Path<String>, h
             _ => return Err(bad("send exactly one of 'instances' and 'inputs'")),
         };
         let key = routing_key(&headers, req.get("parameters").and_then(Value::as_object));
-        let answer = s.serving.infer(name, key.as_deref(), inputs, req.get("context").map(Value::to_string))?;
+        let reasons = super::oip::reason_count(req.get("parameters").and_then(|p| p.get("reason_codes")))?;
+        let answer = s.serving.infer(name, key.as_deref(), inputs, req.get("context").map(Value::to_string), reasons)?;
         let predictions: Vec<Value> = match answer.outputs.as_slice() {
             [only] => (0..rows(&answer)).map(|r| row_json(only, r)).collect(),
             _ => row_records(&answer),
         };
-        let body = json!({ "predictions": predictions, "prediction_id": answer.prediction_id, "model_version": answer.version.to_string() });
+        let mut body = json!({ "predictions": predictions, "prediction_id": answer.prediction_id, "model_version": answer.version.to_string() });
+        if let Some(codes) = &answer.reason_codes {
+            body["reason_codes"] = json!(codes);
+        }
         Ok(with_id(axum::Json(body).into_response(), &answer))
     })();
     result.unwrap_or_else(IntoResponse::into_response)
@@ -136,8 +140,8 @@ pub async fn invocations(State(s): State<AppState>, Path(name): Path<String>, he
     let result = (|| {
         let sig = signature(&s, &name)?;
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
-        let (inputs, context) = if content_type.starts_with("text/csv") {
-            (Frame::from_csv(&body[..], "the CSV body")?.to_inputs(&sig)?, None)
+        let (inputs, context, reasons) = if content_type.starts_with("text/csv") {
+            (Frame::from_csv(&body[..], "the CSV body")?.to_inputs(&sig)?, None, 0)
         } else if content_type.starts_with("application/json") {
             let req = json_body(&body)?;
             let fields = ["dataframe_split", "dataframe_records", "instances", "inputs"];
@@ -165,13 +169,18 @@ pub async fn invocations(State(s): State<AppState>, Path(name): Path<String>, he
                 "instances" => instances(&sig, v)?,
                 _ => tensor_inputs(&sig, v)?,
             };
-            (inputs, req.get("context").map(Value::to_string))
+            // MLflow's `params` carry inference parameters; `reason_codes` is Steward's.
+            let reasons = super::oip::reason_count(req.get("params").and_then(|p| p.get("reason_codes")))?;
+            (inputs, req.get("context").map(Value::to_string), reasons)
         } else {
             return Err(InferError::BadInput(format!("content type '{content_type}' is not supported: use application/json or text/csv")));
         };
         let key = routing_key(&headers, None);
-        let answer = s.serving.infer(&name, key.as_deref(), inputs, context)?;
-        let body = json!({ "predictions": row_records(&answer) });
+        let answer = s.serving.infer(&name, key.as_deref(), inputs, context, reasons)?;
+        let mut body = json!({ "predictions": row_records(&answer) });
+        if let Some(codes) = &answer.reason_codes {
+            body["reason_codes"] = json!(codes);
+        }
         Ok(with_id((StatusCode::OK, axum::Json(body)).into_response(), &answer))
     })();
     result.unwrap_or_else(IntoResponse::into_response)
