@@ -207,3 +207,35 @@ def test_quality_fairness_and_errors(server, tmp_path):
     assert auc[0]["value"] >= 0.75 > auc[1]["value"]
     kinds = sorted(a["kind"] for a in alerts_of(base, name))
     assert kinds == ["fairness", "quality"], kinds
+
+
+def test_time_windows(server, tmp_path):
+    x, y = make_classification(n_samples=2000, n_features=4, random_state=8)
+    x = x.astype(np.float32)
+    model = GradientBoostingClassifier(n_estimators=10, random_state=0).fit(x[:1000], y[:1000])
+    name = "timed"
+    base = server["url"]
+    deploy(base, name, model, 4)
+    pd.DataFrame(x[1000:1500], columns=[f"f{i}" for i in range(4)]).to_csv(tmp_path / "reference.csv", index=False)
+    proc = subprocess.run([steward_bin(), "monitor", "create", name, "--reference", str(tmp_path / "reference.csv"), "--window-seconds", "1",
+                           "--no-prediction-drift", "--tracking-uri", base], capture_output=True, text=True)
+    assert proc.returncode == 0 and "1-second windows" in proc.stdout, proc.stdout + proc.stderr
+    session = requests.Session()
+    for burst in range(2):
+        for i in range(15):
+            rows = x[1500 + burst * 150 + i * 10 : 1500 + burst * 150 + (i + 1) * 10]
+            r = session.post(f"{base}/v2/models/{name}/infer", json={"inputs": [{"name": "input", "shape": [10, 4], "datatype": "FP32", "data": rows.ravel().tolist()}]})
+            assert r.status_code == 200
+        time.sleep(2.2)  # a gap: the bursts fall in different windows
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        counts = requests.get(f"{base}/api/steward/v1/deployments/{name}/monitor/metrics", params={"metric": "predictions"}).json()["metrics"]
+        if sum(m["value"] for m in counts) >= 30:
+            break
+        time.sleep(0.3)
+    # Every prediction judged once, in windows of at most a second; the empty second between the
+    # bursts is skipped (a burst may straddle a window boundary).
+    assert sum(m["value"] for m in counts) == 30 and 2 <= len(counts) <= 4, counts
+    for w in counts:
+        assert 0 <= w["window_end"] - w["window_start"] < 1000, w
+    assert max(b["window_start"] - a["window_end"] for a, b in zip(counts, counts[1:])) > 1000

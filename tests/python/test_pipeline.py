@@ -67,10 +67,44 @@ def test_example_pipeline_registers_a_traceable_version(server):
     r = requests.post(f"{base}/deployments/german-credit/invocations", json={"dataframe_records": [row], "params": {"reason_codes": "many"}})
     assert r.status_code == 400 and "reason_codes" in r.json()["error"]
 
-    # Run again: the train step is reused (same fingerprint and settings).
+    # Lineage both ways: dataset version -> runs -> model versions -> deployments, and back.
+    assert "dataset germancredit version 1" in proc.stdout
+    down = requests.get(f"{base}/api/steward/v1/datasets/germancredit/versions/1/lineage").json()
+    assert down["dataset_version"]["fingerprint"] == fingerprint
+    assert version.run_id in down["runs"]
+    (mv,) = [m for m in down["model_versions"] if m["name"] == "german-credit" and m["version"] == version.version]
+    assert {"deployment": "german-credit", "role": "champion"} in mv["deployments"]
+    up = requests.get(f"{base}/api/steward/v1/registry/models/german-credit/versions/{version.version}/lineage").json()
+    assert up["model_version"]["run_id"] == version.run_id
+    assert [(d["name"], d["version"], d["fingerprint"]) for d in up["dataset_versions"]] == [("germancredit", 1, fingerprint)]
+    assert up["deployments"] == [{"deployment": "german-credit", "role": "champion"}]
+
+    # Run again: the data is the version it already was, the train step is reused.
     again = pipeline(EXAMPLE / "pipeline.yaml", base)
     assert again.returncode == 0, again.stderr
+    assert "dataset germancredit version 1 (already registered)" in again.stdout
     assert f"reused run {version.run_id}" in again.stdout
+
+
+def test_dataset_registry_is_content_addressed(server, tmp_path):
+    base = server["url"]
+    df = __import__("pandas").read_csv(EXAMPLE / "germancredit.csv")
+    df.head(300).to_csv(tmp_path / "a.csv", index=False)
+    df.head(300).to_parquet(tmp_path / "a.parquet")
+    df.head(400).to_csv(tmp_path / "b.csv", index=False)
+    reg = lambda f: subprocess.run([steward_bin(), "data", "register", str(f), "--name", "applications", "--tracking-uri", base], capture_output=True, text=True)
+    first = reg(tmp_path / "a.csv")
+    assert first.returncode == 0 and "registered dataset applications version 1" in first.stdout, first.stderr
+    same = reg(tmp_path / "a.parquet")  # the same table as Parquet: the same fingerprint
+    assert same.returncode == 0 and "already registered: dataset applications version 1" in same.stdout, same.stdout
+    assert "version 2" in reg(tmp_path / "b.csv").stdout
+    versions = requests.get(f"{base}/api/steward/v1/datasets/applications").json()["versions"]
+    assert [(v["version"], v["rows"], v["format"]) for v in versions] == [(1, 300, "csv"), (2, 400, "csv")]
+    stored = requests.get(f"{base}/api/2.0/mlflow-artifacts/artifacts/{versions[0]['artifact_uri'].removeprefix('mlflow-artifacts:/')}")
+    assert stored.status_code == 200 and stored.content == (tmp_path / "a.csv").read_bytes()
+    bad = requests.post(f"{base}/api/steward/v1/datasets", json={"name": "x", "fingerprint": "md5:1", "artifact_uri": "a", "format": "csv", "rows": 1})
+    assert bad.status_code == 400 and "fingerprint" in bad.json()["message"]
+    assert requests.get(f"{base}/api/steward/v1/datasets/nope").status_code == 404
 
 
 def write(tmp_path, name, body):

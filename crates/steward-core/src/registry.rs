@@ -1,5 +1,8 @@
 //! Model-registry entities and rules: registered models, versions, stages, aliases, the
-//! logged models MLflow 3 clients create, and the history of every alias and stage change.
+//! logged models MLflow 3 clients create, the history of every alias and stage change, and
+//! versions of registered datasets with their lineage.
+
+use serde::{Deserialize, Serialize};
 
 use crate::entities::Tag;
 use crate::error::{Error, Result};
@@ -162,4 +165,40 @@ mod tests {
             assert!(check_alias(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// A version of a registered dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetVersion {
+    pub name: String,
+    pub version: i64,
+    /// `sha256:` and 64 hex digits over the table's canonical encoding.
+    pub fingerprint: String,
+    /// Where the content-addressed copy lives.
+    pub artifact_uri: String,
+    /// `csv` or `parquet`.
+    pub format: String,
+    pub rows: i64,
+    /// JSON: column names and types.
+    pub schema: serde_json::Value,
+    /// JSON: the reference profile.
+    pub profile: serde_json::Value,
+    pub creation_time: i64,
+    pub created_by: String,
+}
+
+impl DatasetVersion {
+    /// What runs log as the MLflow dataset digest: the fingerprint's first 32 hex digits.
+    pub fn digest(&self) -> &str {
+        let hex = self.fingerprint.strip_prefix("sha256:").unwrap_or(&self.fingerprint);
+        &hex[..hex.len().min(32)]
+    }
+}
+
+/// Where a dataset version went: the runs that logged it as input and the model versions those
+/// runs produced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatasetLineage {
+    pub runs: Vec<String>,
+    pub model_versions: Vec<(String, i64)>,
 }

@@ -1,10 +1,11 @@
 //! Steward's own API under `/api/steward/v1`: the audit ledger (read and verify), users and
-//! API tokens.
+//! API tokens, the dataset registry and lineage.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use serde_json::{Value, json};
 use steward_core::audit::LedgerEntry;
+use steward_core::registry::DatasetVersion;
 
 use crate::AppState;
 use crate::error::ApiResult;
@@ -60,4 +61,78 @@ pub async fn create_token(State(s): State<AppState>, f: Fields) -> ApiResult<Jso
     let label = f.opt_str("label")?.unwrap_or_default();
     let token = s.store.create_token(f.audit(), &user, &label).await?;
     Ok(Json(json!({ "user": user, "token": token })))
+}
+
+/// `POST /api/steward/v1/datasets` with `{name, fingerprint, artifact_uri, format, rows,
+/// schema, profile}`: a new version of the dataset, or the existing one with that content
+/// (`created: false`).
+pub async fn register_dataset(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Value>> {
+    let body = f.json().cloned().unwrap_or_default();
+    let format = f.str("format")?;
+    if format != "csv" && format != "parquet" {
+        return Err(steward_core::Error::invalid(format!("format must be csv or parquet, got '{format}'")).into());
+    }
+    let version = DatasetVersion {
+        name: f.str("name")?,
+        version: 0,
+        fingerprint: f.str("fingerprint")?,
+        artifact_uri: f.str("artifact_uri")?,
+        format,
+        rows: f.i64("rows")?,
+        schema: body.get("schema").cloned().unwrap_or(Value::Null),
+        profile: body.get("profile").cloned().unwrap_or(Value::Null),
+        creation_time: 0,
+        created_by: String::new(),
+    };
+    let (stored, created) = s.store.register_dataset(f.audit(), &version).await?;
+    Ok(Json(json!({ "dataset_version": stored, "created": created })))
+}
+
+/// `GET /api/steward/v1/datasets/NAME`: every version, oldest first.
+pub async fn dataset_versions(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "versions": s.store.dataset_versions(&name).await? })))
+}
+
+/// The deployments whose routes serve this version now.
+fn serving(s: &AppState, model: &str, version: i64) -> Vec<Value> {
+    s.serving
+        .all_routes()
+        .iter()
+        .flat_map(|r| r.serving(model, version).into_iter().map(|role| json!({ "deployment": r.spec.name, "role": role.as_str() })))
+        .collect()
+}
+
+/// `GET /api/steward/v1/datasets/NAME/versions/V/lineage`: the runs that took this version as
+/// input, the model versions they produced, and the deployments serving those.
+pub async fn dataset_lineage(State(s): State<AppState>, Path((name, version)): Path<(String, i64)>) -> ApiResult<Json<Value>> {
+    let d = s.store.get_dataset(&name, version).await?;
+    let lineage = s.store.dataset_lineage(&d).await?;
+    let versions: Vec<Value> = lineage
+        .model_versions
+        .iter()
+        .map(|(m, v)| json!({ "name": m, "version": v.to_string(), "deployments": serving(&s, m, *v) }))
+        .collect();
+    Ok(Json(json!({ "dataset_version": d, "runs": lineage.runs, "model_versions": versions })))
+}
+
+/// `GET /api/steward/v1/registry/models/NAME/versions/V/lineage`: the version's run, the
+/// datasets that run took as input (with the registered versions they match), and the
+/// deployments serving it.
+pub async fn model_lineage(State(s): State<AppState>, Path((name, version)): Path<(String, i64)>) -> ApiResult<Json<Value>> {
+    let mv = s.store.get_model_version(&name, version).await?;
+    let run_id = mv.run_id.clone().filter(|r| !r.is_empty());
+    let mut inputs = Vec::new();
+    let mut registered = Vec::new();
+    if let Some(run) = &run_id {
+        let r = s.store.get_run(run).await?;
+        let digests: Vec<String> = r.dataset_inputs.iter().map(|i| i.dataset.digest.clone()).collect();
+        inputs = r.dataset_inputs.iter().map(|i| json!({ "name": i.dataset.name, "digest": i.dataset.digest, "source": i.dataset.source })).collect();
+        registered = s.store.datasets_by_digest(&digests).await?;
+    }
+    Ok(Json(json!({
+        "model_version": { "name": name, "version": version.to_string(), "run_id": run_id },
+        "inputs": inputs,
+        "dataset_versions": registered,
+        "deployments": serving(&s, &name, version),
+    })))
 }

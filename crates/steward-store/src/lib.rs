@@ -23,7 +23,7 @@ use steward_core::entities::{
     Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo, RunMetric, RunUpdate, Tag, ViewType,
 };
 use steward_core::serving::{Alert, Deployment, DeploymentSpec, Feedback, MonitorMetric, MonitorState, PredictionRecord, WindowKind};
-use steward_core::registry::{LoggedModel, ModelVersion, NewModelVersion, RegisteredModel, RegistryEvent};
+use steward_core::registry::{DatasetLineage, DatasetVersion, LoggedModel, ModelVersion, NewModelVersion, RegisteredModel, RegistryEvent};
 
 pub use artifacts::{ArtifactStore, FileInfo};
 pub use sql::{Backend, SqlStore};
@@ -176,8 +176,22 @@ pub trait MonitorStore: Send + Sync {
     async fn mark_alert(&self, id: &str, delivered: bool, attempts: i64) -> Result<()>;
 }
 
+/// The dataset registry and its lineage.
 #[async_trait]
-pub trait MetadataStore: RegistryStore + ServingStore + MonitorStore + Send + Sync {
+pub trait DatasetStore: Send + Sync {
+    /// Registers a version; the same content under the same name is the existing version
+    /// (`false`: not created).
+    async fn register_dataset(&self, audit: &Audit, version: &DatasetVersion) -> Result<(DatasetVersion, bool)>;
+    async fn get_dataset(&self, name: &str, version: i64) -> Result<DatasetVersion>;
+    async fn dataset_versions(&self, name: &str) -> Result<Vec<DatasetVersion>>;
+    /// Runs that logged this version as an input (by digest), and the model versions they made.
+    async fn dataset_lineage(&self, version: &DatasetVersion) -> Result<DatasetLineage>;
+    /// Registered versions with any of these MLflow digests.
+    async fn datasets_by_digest(&self, digests: &[String]) -> Result<Vec<DatasetVersion>>;
+}
+
+#[async_trait]
+pub trait MetadataStore: RegistryStore + ServingStore + MonitorStore + DatasetStore + Send + Sync {
     /// Which backend this is, for logs and `server-info`.
     fn backend(&self) -> Backend;
 

@@ -85,6 +85,25 @@ pub enum DataCommand {
     },
     /// Print a table's fingerprint: SHA-256 of its content, equal for the same data in CSV and Parquet
     Fingerprint { file: PathBuf },
+    /// Register a table as a new version of a named dataset: a content-addressed copy in the
+    /// server's artifact store with its fingerprint, schema and profile (the same content is
+    /// recognised as the version it already is)
+    Register {
+        file: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long, env = "MLFLOW_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
+        tracking_uri: String,
+    },
+    /// Where a dataset version went: runs that took it as input, the model versions they made,
+    /// the deployments serving those
+    Lineage {
+        name: String,
+        #[arg(long)]
+        version: i64,
+        #[arg(long, env = "MLFLOW_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
+        tracking_uri: String,
+    },
     /// Infer an expectation suite (YAML) from a table: its schema, null shares, ranges and
     /// allowed values, to edit and use with `data validate`
     Suite {
@@ -116,6 +135,9 @@ pub enum MonitorCommand {
         /// Logged predictions (requests) per window
         #[arg(long, default_value_t = 500)]
         window_size: usize,
+        /// Windows by time instead: seconds of predictions per window
+        #[arg(long)]
+        window_seconds: Option<u64>,
         /// Share of drifted features that makes a window drift (and raises an alert)
         #[arg(long, default_value_t = 0.5)]
         drift_share: f64,
@@ -166,8 +188,45 @@ async fn prediction_profile(http: &reqwest::Client, base: &str, tracking_uri: &s
     Ok(p.finish())
 }
 
-pub fn run(cmd: DataCommand) -> anyhow::Result<std::process::ExitCode> {
+/// Registers a table as a dataset version on the server; the answer's `dataset_version` and
+/// `created`.
+pub async fn register(http: &reqwest::Client, base: &str, file: &Path, name: &str) -> anyhow::Result<Value> {
+    let fingerprint = fingerprint(file)?;
+    let profile = profile(file)?;
+    let format = match file.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).as_deref() {
+        Some("parquet") | Some("pq") => "parquet",
+        _ => "csv",
+    };
+    let schema: Vec<Value> = profile.columns.iter().map(|c| json!({ "name": c.name, "type": c.column_type })).collect();
+    let file_name = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| format!("data.{format}"));
+    let rel = format!("datasets/{name}/{fingerprint}/{file_name}");
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    send(http.put(format!("{base}/api/2.0/mlflow-artifacts/artifacts/{rel}")).body(bytes)).await.context("uploading the dataset")?;
+    let body = json!({
+        "name": name,
+        "fingerprint": format!("sha256:{fingerprint}"),
+        "artifact_uri": format!("mlflow-artifacts:/{rel}"),
+        "format": format,
+        "rows": profile.rows,
+        "schema": schema,
+        "profile": profile,
+    });
+    send(http.post(format!("{base}/api/steward/v1/datasets")).json(&body)).await
+}
+
+pub async fn run(cmd: DataCommand) -> anyhow::Result<std::process::ExitCode> {
     let (text, out) = match cmd {
+        DataCommand::Register { file, name, tracking_uri } => {
+            let out = register(&reqwest::Client::new(), &crate::remote::base(&tracking_uri)?, &file, &name).await?;
+            let v = &out["dataset_version"];
+            let what = if out["created"] == json!(true) { "registered" } else { "already registered:" };
+            println!("{what} dataset {name} version {} ({}, {} rows)", v["version"], v["fingerprint"].as_str().unwrap_or_default(), v["rows"]);
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        DataCommand::Lineage { name, version, tracking_uri } => {
+            let url = format!("{}/api/steward/v1/datasets/{name}/versions/{version}/lineage", crate::remote::base(&tracking_uri)?);
+            (serde_json::to_string_pretty(&send(reqwest::Client::new().get(url)).await?)?, None)
+        }
         DataCommand::Synth(cmd) => {
             crate::train::synth(cmd)?;
             return Ok(std::process::ExitCode::SUCCESS);
@@ -193,7 +252,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<std::process::ExitCode> {
 pub async fn monitor(cmd: MonitorCommand) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     match cmd {
-        MonitorCommand::Create { deployment, reference, window_size, drift_share, stattest, webhook, spec, no_prediction_drift, tracking_uri } => {
+        MonitorCommand::Create { deployment, reference, window_size, window_seconds, drift_share, stattest, webhook, spec, no_prediction_drift, tracking_uri } => {
             let base = crate::remote::base(&tracking_uri)?;
             let is_profile = reference.extension().is_some_and(|e| e == "json");
             let profile: Value = if is_profile {
@@ -212,6 +271,9 @@ pub async fn monitor(cmd: MonitorCommand) -> anyhow::Result<()> {
             };
             body["reference"] = profile;
             body["window_size"] = json!(window_size);
+            if let Some(w) = window_seconds {
+                body["window_seconds"] = json!(w);
+            }
             body["drift_share"] = json!(drift_share);
             if let Some(t) = stattest {
                 body["stattest"] = json!(t);
@@ -234,7 +296,11 @@ pub async fn monitor(cmd: MonitorCommand) -> anyhow::Result<()> {
                     watching.push(label.to_owned());
                 }
             }
-            println!("monitoring {deployment}: windows of {} predictions over {}", m["window_size"], watching.join(", "));
+            let windows = match m["window_seconds"].as_u64() {
+                Some(w) => format!("{w}-second windows"),
+                None => format!("windows of {} predictions", m["window_size"]),
+            };
+            println!("monitoring {deployment}: {windows} over {}", watching.join(", "));
         }
         MonitorCommand::Delete { deployment, tracking_uri } => {
             let url = format!("{}/api/steward/v1/deployments/{deployment}/monitor", crate::remote::base(&tracking_uri)?);

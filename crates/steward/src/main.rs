@@ -311,7 +311,7 @@ fn main() -> ExitCode {
             Command::Deploy(cmd) => deploy::run(cmd).await.map(|()| ExitCode::SUCCESS),
             Command::Stats(StatsCommand::Eval) => stats::run().map(|()| ExitCode::SUCCESS),
             Command::Report(ReportCommand::Drift(args)) => report::run(args).map(|()| ExitCode::SUCCESS),
-            Command::Data(cmd) => data::run(cmd),
+            Command::Data(cmd) => data::run(cmd).await,
             Command::Pipeline(cmd) => pipeline::run(cmd).await,
             Command::Train(args) => train::train(args).map(|()| ExitCode::SUCCESS),
             Command::Monitor(cmd) => data::monitor(cmd).await.map(|()| ExitCode::SUCCESS),

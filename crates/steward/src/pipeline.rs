@@ -7,7 +7,7 @@
 //!
 //! ```yaml
 //! name: german-credit                  # the experiment too, unless `experiment` is given
-//! data: germancredit.csv               # relative to this file
+//! data: germancredit.csv               # relative to this file; registered as a dataset version
 //! train: {label: creditability, positive: bad, model: gbt, trees: 300, max_depth: 2}
 //! protected: personal_status_and_sex   # optional: fairness in evaluate
 //! steps:
@@ -46,6 +46,9 @@ struct Spec {
     #[serde(default)]
     experiment: Option<String>,
     data: PathBuf,
+    /// The dataset the data is registered as (default: the file's stem).
+    #[serde(default)]
+    dataset: Option<String>,
     train: TrainSettings,
     #[serde(default)]
     protected: Option<String>,
@@ -509,6 +512,18 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<std::process::ExitCode>
     let experiment = t.experiment(spec.experiment.as_deref().unwrap_or(&spec.name)).await?;
     let (parent, _) = t.start(&experiment, &format!("{}-pipeline", spec.name), &[("steward.pipeline", &spec.name), ("steward.dataset.fingerprint", &format!("sha256:{fingerprint}"))]).await?;
     println!("pipeline {} (run {parent}) on {} (sha256:{})", spec.name, data.display(), &fingerprint[..16]);
+    let dataset = spec.dataset.clone().unwrap_or_else(|| data.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into()));
+    let registered = match crate::data::register(&t.http, &t.base, &data, &dataset).await {
+        Ok(r) => r,
+        Err(e) => {
+            let reason = format!("registering the data as dataset '{dataset}' failed: {e:#}");
+            t.finish(&parent, Some(&reason)).await?;
+            bail!(reason);
+        }
+    };
+    let version = registered["dataset_version"]["version"].clone();
+    t.log(&parent, &[], &[], &[("steward.dataset", format!("{dataset}/{version}"))]).await?;
+    println!("  dataset {dataset} version {version}{}", if registered["created"] == json!(true) { "" } else { " (already registered)" });
     let p = Pipeline { t, spec, dir, data, fingerprint, experiment, parent, tracking_uri };
     let mut state = State::default();
     for (i, step) in p.spec.steps.iter().enumerate() {

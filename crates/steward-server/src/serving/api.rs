@@ -178,7 +178,7 @@ pub async fn put_monitor(State(s): State<AppState>, Path(name): Path<String>, f:
     let text = serde_json::to_string(&spec).map_err(|e| Error::internal(e.to_string()))?;
     s.store.put_monitor(f.audit(), &name, &text, super::now_ms()).await?;
     let features: Vec<&str> = spec.reference.columns.iter().map(|c| c.name.as_str()).collect();
-    Ok(Json(json!({ "monitor": { "deployment": name, "window_size": spec.window_size, "drift_share": spec.drift_share, "features": features, "webhook_url": spec.webhook_url,
+    Ok(Json(json!({ "monitor": { "deployment": name, "window_size": spec.window_size, "window_seconds": spec.window_seconds, "drift_share": spec.drift_share, "features": features, "webhook_url": spec.webhook_url,
         "prediction_drift": spec.reference_prediction.is_some(), "quality": spec.quality.is_some(), "fairness": spec.fairness.is_some() } })))
 }
 

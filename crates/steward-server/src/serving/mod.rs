@@ -66,6 +66,11 @@ impl Routes {
         v
     }
 
+    /// The roles in which this deployment serves a model version now.
+    pub fn serving(&self, model: &str, version: i64) -> Vec<RouteRole> {
+        self.versions().into_iter().filter(|(_, m, v)| *m == model && *v == version).map(|(r, _, _)| r).collect()
+    }
+
     /// The deployment as the API shows it: its spec and the versions its routes serve.
     pub fn json(&self, stored: Option<&Deployment>) -> serde_json::Value {
         let weight = |role: RouteRole| match (role, &self.spec.challenger) {

@@ -21,6 +21,10 @@ use steward_store::MetadataStore;
 
 /// How often monitors look for complete windows.
 pub const TICK: Duration = Duration::from_millis(500);
+/// How long after a time window closes it is judged: the prediction log writes in batches.
+const GRACE_MS: i64 = 2_000;
+/// The most predictions a time window judges (the first ones); memory stays bounded.
+pub const MAX_WINDOW_PREDICTIONS: usize = 50_000;
 const WEBHOOK_ATTEMPTS: i64 = 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,7 +38,12 @@ pub struct MonitorSpec {
     pub reference_prediction: Option<ColumnProfile>,
     /// Logged predictions (one per answered request, whatever its row count) per window; also
     /// labelled predictions per quality window.
+    #[serde(default = "default_window")]
     pub window_size: usize,
+    /// Windows by time instead: each covers `window_seconds` of prediction time and is judged
+    /// once it has closed (quality windows stay by count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<u64>,
     #[serde(default = "default_share")]
     pub drift_share: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,6 +126,9 @@ pub struct Slo {
 fn default_share() -> f64 {
     0.5
 }
+fn default_window() -> usize {
+    500
+}
 fn default_half() -> f64 {
     0.5
 }
@@ -142,6 +154,9 @@ impl MonitorSpec {
         }
         if spec.reference.columns.is_empty() {
             return Err(Error::invalid("the reference profile has no columns"));
+        }
+        if spec.window_seconds == Some(0) {
+            return Err(Error::invalid("window_seconds must be at least 1"));
         }
         share("drift_share", Some(spec.drift_share))?;
         if let Some(t) = &spec.stattest {
@@ -328,6 +343,7 @@ pub fn judge(deployment: &str, spec: &MonitorSpec, records: &[PredictionRecord],
     let mut alerts = Vec::new();
     let mut columns = Vec::new();
     let mut worst_missing: Option<(f64, &str)> = None;
+    metrics.push(metric(deployment, window, "predictions", "", n as f64));
     for (profile, current) in spec.reference.columns.iter().zip(features(spec, records)) {
         let (values, total) = match current {
             Column::Numbers(x) => {
@@ -556,20 +572,47 @@ pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, counte
         };
         let mut raised = Vec::new();
         let (mut time, mut id) = state.cursor;
-        loop {
-            let records = store.predictions_after(&deployment, time, &id, spec.window_size as i64).await?;
-            if records.len() < spec.window_size {
-                break;
-            }
+        let mut error_rate = || {
             let now = counters.get(&deployment).copied().unwrap_or_default();
             let before = seen.insert(deployment.clone(), now).unwrap_or_default();
             let (answered, failed) = (now.0.saturating_sub(before.0), now.1.saturating_sub(before.1));
-            let error_rate = (answered + failed > 0).then(|| failed as f64 / (answered + failed) as f64);
-            let (metrics, alerts) = judge(&deployment, &spec, &records, error_rate);
-            let last = records.last().expect("a full window");
-            store.record_window(&deployment, WindowKind::Predictions, (last.time, &last.id), &metrics, &alerts).await?;
-            (time, id) = (last.time, last.id.clone());
-            raised.extend(alerts);
+            (answered + failed > 0).then(|| failed as f64 / (answered + failed) as f64)
+        };
+        match spec.window_seconds {
+            None => loop {
+                let records = store.predictions_after(&deployment, time, &id, spec.window_size as i64).await?;
+                if records.len() < spec.window_size {
+                    break;
+                }
+                let (metrics, alerts) = judge(&deployment, &spec, &records, error_rate());
+                let last = records.last().expect("a full window");
+                store.record_window(&deployment, WindowKind::Predictions, (last.time, &last.id), &metrics, &alerts).await?;
+                (time, id) = (last.time, last.id.clone());
+                raised.extend(alerts);
+            },
+            // The cursor is the next window's start, with an empty id: predictions at that
+            // millisecond belong to it.
+            Some(seconds) => {
+                let width = seconds as i64 * 1000;
+                let now = super::now_ms();
+                while time + width + GRACE_MS <= now {
+                    let end = time + width;
+                    let mut records = store.predictions_after(&deployment, time, "", MAX_WINDOW_PREDICTIONS as i64).await?;
+                    records.retain(|r| r.time < end);
+                    let (metrics, alerts) = if records.is_empty() { (Vec::new(), Vec::new()) } else { judge(&deployment, &spec, &records, error_rate()) };
+                    // An empty stretch is skipped to the window of the next prediction.
+                    let next = match records.is_empty() {
+                        true => match store.predictions_after(&deployment, end, "", 1).await?.first() {
+                            Some(r) => end + (r.time - end) / width * width,
+                            None => end + (now - GRACE_MS - end).max(0) / width * width,
+                        },
+                        false => end,
+                    };
+                    store.record_window(&deployment, WindowKind::Predictions, (next, ""), &metrics, &alerts).await?;
+                    time = next.max(end);
+                    raised.extend(alerts);
+                }
+            }
         }
         if spec.quality.is_some() {
             let (mut time, mut id) = state.label_cursor;

@@ -22,6 +22,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 7, name: "serving", sql: include_str!("../../migrations/sqlite/0007_serving.sql") },
     Migration { version: 8, name: "monitoring", sql: include_str!("../../migrations/sqlite/0008_monitoring.sql") },
     Migration { version: 9, name: "label_windows", sql: include_str!("../../migrations/sqlite/0009_label_windows.sql") },
+    Migration { version: 10, name: "datasets", sql: include_str!("../../migrations/sqlite/0010_datasets.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -34,6 +35,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 7, name: "serving", sql: include_str!("../../migrations/postgres/0007_serving.sql") },
     Migration { version: 8, name: "monitoring", sql: include_str!("../../migrations/postgres/0008_monitoring.sql") },
     Migration { version: 9, name: "label_windows", sql: include_str!("../../migrations/postgres/0009_label_windows.sql") },
+    Migration { version: 10, name: "datasets", sql: include_str!("../../migrations/postgres/0010_datasets.sql") },
 ];
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {

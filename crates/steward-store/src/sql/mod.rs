@@ -7,6 +7,7 @@
 //! that writes are serialised in-process and never fight over the database lock, and a
 //! separate reader pool that WAL lets run alongside it.
 
+mod datasets;
 mod migrate;
 mod names;
 mod registry;
@@ -200,7 +201,7 @@ pub(crate) fn bind_all(mut q: Query<'_>, binds: Vec<Bind>) -> Query<'_> {
     q
 }
 
-fn dyn_query(sql: String) -> Query<'static> {
+pub(crate) fn dyn_query(sql: String) -> Query<'static> {
     sqlx::query(sqlx::AssertSqlSafe(sql))
 }
 
