@@ -36,6 +36,7 @@ def test_example_pipeline_registers_a_traceable_version(server):
     assert dataset.digest == fingerprint.removeprefix("sha256:")[:32] and fingerprint in dataset.profile
     artifacts = [f.path for f in client.list_artifacts(version.run_id, "model")]
     assert artifacts == ["model/model.onnx"]
+    assert {f.path for f in client.list_artifacts(version.run_id)} >= {"model", "training.json", "reference_profile.json"}
     parent = client.get_run(run.data.tags["mlflow.parentRunId"])
     assert parent.info.status == "FINISHED" and parent.data.tags["steward.pipeline"] == "german-credit"
 
@@ -139,3 +140,34 @@ def test_failures_stop_the_pipeline_with_a_reason_and_no_version(server, tmp_pat
     bad = write(tmp_path, "typo.yaml", f"name: x\ndata: DATA\n{train}steps:\n  - trian: {{}}\n")
     proc = pipeline(bad, base)
     assert proc.returncode != 0 and "trian" in proc.stderr
+
+
+def test_scheduled_pipeline_runs_inside_the_server(tmp_path):
+    import time
+
+    path = write(tmp_path, "nightly.yaml", "name: scheduled-credit\ndata: DATA\ntrain: {label: creditability, positive: bad, trees: 20}\n"
+                                           "steps:\n  - train: {}\n  - evaluate: {}\n  - register: {model: scheduled-credit}\n")
+    schedule = "*/2 * * * * *"  # every two seconds (seconds first)
+    proc = subprocess.Popen([steward_bin(), "server", "--port", "0", "--backend-store-uri", f"sqlite:///{tmp_path}/s.db",
+                             "--artifacts-destination", str(tmp_path / "artifacts"), "--schedule", f"{schedule}={path}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = proc.stdout.readline().split()[-1]
+        client = MlflowClient(base)
+        deadline = time.time() + 30
+        versions = []
+        while time.time() < deadline and not versions:
+            try:
+                versions = client.search_model_versions("name = 'scheduled-credit'")
+            except Exception:
+                versions = []
+            time.sleep(0.5)
+        assert versions, "no scheduled run registered a version"
+        run = client.get_run(versions[0].run_id)
+        parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+        assert parent.data.tags["steward.trigger"] == f"schedule {schedule}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    bad = subprocess.run([steward_bin(), "server", "--port", "0", "--schedule", f"61 * * * *={path}"], capture_output=True, text=True, timeout=20)
+    assert bad.returncode == 2 and "minute" in bad.stderr

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod entities;
 pub mod error;
 pub mod registry;
+pub mod schedule;
 pub mod search;
 pub mod serving;
 pub mod validation;

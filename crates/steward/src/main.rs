@@ -167,6 +167,10 @@ struct ServerArgs {
     /// Aliases only validators and admins may set, never on versions they created
     #[arg(long, value_delimiter = ',', default_value = "champion,production", env = "STEWARD_PROTECTED_ALIASES")]
     protected_aliases: Vec<String>,
+    /// Run a pipeline on a cron schedule (UTC), as 'CRON=PIPELINE.yaml', e.g.
+    /// '0 3 * * *=examples/credit/pipeline.yaml' (repeatable; 6 fields add seconds first)
+    #[arg(long = "schedule", value_parser = parse_schedule)]
+    schedules: Vec<(steward_core::schedule::Cron, std::path::PathBuf)>,
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
@@ -203,9 +207,52 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
     };
+    for (cron, file) in args.schedules {
+        println!("  schedule:       {} runs {}", cron.as_str(), file.display());
+        tokio::spawn(scheduled(cron, file, format!("http://{shown}")));
+    }
     let state = steward_server::AppState::new(store, artifacts).with_auth(auth).with_protected_aliases(args.protected_aliases);
     steward_server::serve(listener, state, shutdown).await?;
     Ok(())
+}
+
+fn parse_schedule(s: &str) -> Result<(steward_core::schedule::Cron, std::path::PathBuf), String> {
+    let (cron, file) = s.rsplit_once('=').ok_or_else(|| format!("'{s}' is not CRON=PIPELINE.yaml"))?;
+    let cron = steward_core::schedule::Cron::parse(cron.trim()).map_err(|e| e.message().to_owned())?;
+    let file = std::path::PathBuf::from(file.trim());
+    if !file.is_file() {
+        return Err(format!("pipeline file '{}' does not exist", file.display()));
+    }
+    Ok((cron, file))
+}
+
+/// Runs `steward pipeline run FILE` against this server at every due time; a run still going
+/// when the next is due makes that one wait (runs never overlap).
+async fn scheduled(cron: steward_core::schedule::Cron, file: std::path::PathBuf, url: String) {
+    let Ok(exe) = std::env::current_exe() else {
+        tracing::error!("scheduled pipelines cannot find the steward executable");
+        return;
+    };
+    loop {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let Some(due) = cron.next_after(now) else {
+            tracing::warn!(schedule = cron.as_str(), "the schedule is never due again");
+            return;
+        };
+        tokio::time::sleep(std::time::Duration::from_secs((due - now) as u64)).await;
+        tracing::info!(schedule = cron.as_str(), pipeline = %file.display(), "starting a scheduled pipeline");
+        let out = tokio::process::Command::new(&exe)
+            .args(["pipeline", "run"])
+            .arg(&file)
+            .args(["--tracking-uri", &url, "--trigger", &format!("schedule {}", cron.as_str())])
+            .output()
+            .await;
+        match out {
+            Ok(o) if o.status.success() => tracing::info!(pipeline = %file.display(), "scheduled pipeline finished"),
+            Ok(o) => tracing::warn!(pipeline = %file.display(), "scheduled pipeline stopped: {}", String::from_utf8_lossy(&o.stderr).trim()),
+            Err(e) => tracing::error!(pipeline = %file.display(), "scheduled pipeline could not start: {e}"),
+        }
+    }
 }
 
 async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {

@@ -36,6 +36,9 @@ pub enum PipelineCommand {
         file: PathBuf,
         #[arg(long, env = "MLFLOW_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
         tracking_uri: String,
+        /// What started this run, recorded as the `steward.trigger` tag (default: manual)
+        #[arg(long, default_value = "manual")]
+        trigger: String,
     },
 }
 
@@ -307,6 +310,8 @@ impl Pipeline {
                         ];
                         self.t.log(&run, &params, &[("rows_train", metric(&t.metrics, "rows_train").unwrap_or(f64::NAN))], &[]).await?;
                         self.t.upload(&artifacts, "training.json", serde_json::to_vec_pretty(&t.metrics)?).await?;
+                        // What monitors compare live traffic with (`steward monitor create --reference`).
+                        self.t.upload(&artifacts, "reference_profile.json", serde_json::to_vec(&crate::data::profile(&self.data)?)?).await?;
                         t.onnx
                     }
                     Some(cmd) => match self.external(cmd, &run).await {
@@ -500,7 +505,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 pub async fn run(cmd: PipelineCommand) -> anyhow::Result<std::process::ExitCode> {
-    let PipelineCommand::Run { file, tracking_uri } = cmd;
+    let PipelineCommand::Run { file, tracking_uri, trigger } = cmd;
     let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let spec: Spec = serde_norway::from_str(&text).with_context(|| format!("{} is not a valid pipeline", file.display()))?;
     anyhow::ensure!(!spec.steps.is_empty(), "{}: the pipeline has no steps", file.display());
@@ -510,7 +515,9 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<std::process::ExitCode>
     let fingerprint = crate::data::fingerprint(&data)?;
     let t = Tracking { http: reqwest::Client::new(), base: crate::remote::base(&tracking_uri)? };
     let experiment = t.experiment(spec.experiment.as_deref().unwrap_or(&spec.name)).await?;
-    let (parent, _) = t.start(&experiment, &format!("{}-pipeline", spec.name), &[("steward.pipeline", &spec.name), ("steward.dataset.fingerprint", &format!("sha256:{fingerprint}"))]).await?;
+    let (parent, _) = t
+        .start(&experiment, &format!("{}-pipeline", spec.name), &[("steward.pipeline", &spec.name), ("steward.dataset.fingerprint", &format!("sha256:{fingerprint}")), ("steward.trigger", &trigger)])
+        .await?;
     println!("pipeline {} (run {parent}) on {} (sha256:{})", spec.name, data.display(), &fingerprint[..16]);
     let dataset = spec.dataset.clone().unwrap_or_else(|| data.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into()));
     let registered = match crate::data::register(&t.http, &t.base, &data, &dataset).await {
