@@ -1,4 +1,4 @@
-//! Cron schedules (UTC): five fields — minute, hour, day of month, month, day of week — or six
+//! Calendar arithmetic and cron schedules (UTC): five fields — minute, hour, day of month, month, day of week — or six
 //! with seconds first. Each field takes `*`, numbers, ranges `a-b`, steps `*/n` and `a-b/n`, and
 //! lists of those; day of week counts 0 (or 7) as Sunday. When both day fields are restricted, a
 //! day matching either is due, as in Vixie cron.
@@ -112,8 +112,16 @@ impl Cron {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` for milliseconds since the epoch (proleptic Gregorian, UTC).
+pub fn iso8601(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil(days);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 /// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
+pub fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
