@@ -285,7 +285,10 @@ pub fn evaluate(onnx: &[u8], path: &Path, s: &TrainSettings, protected: Option<&
     let scores: Vec<f64> = answered(&Outputs::default(), &tensors_json(&outputs), 0.5).scores.into_iter().map(|s| s.unwrap_or(f64::NAN)).collect();
     anyhow::ensure!(scores.len() == truth.len(), "the model gave {} scores for {} holdout rows (it needs a 'probabilities' output)", scores.len(), truth.len());
     let q = steward_stats::quality::classification(&truth, &scores, 0.5)?;
-    let mut out = serde_json::json!({ "rows_holdout": truth.len(), "roc_auc": q.roc_auc, "ks": q.ks, "gini": q.gini, "brier": q.brier, "log_loss": q.log_loss, "accuracy": q.accuracy, "pr_auc": q.pr_auc });
+    let mut out = serde_json::json!({
+        "rows_holdout": truth.len(), "roc_auc": q.roc_auc, "ks": q.ks, "gini": q.gini, "brier": q.brier, "log_loss": q.log_loss, "accuracy": q.accuracy, "pr_auc": q.pr_auc,
+        "calibration": calibration(&scores, &truth, 10),
+    });
     if let Some(groups) = groups {
         let favourable: Vec<u8> = scores.iter().map(|p| u8::from(*p < 0.5)).collect();
         let names: Vec<String> = groups.iter().map(|c| crate::report::category(c).unwrap_or_else(|| "(missing)".into())).collect();
