@@ -6,6 +6,7 @@ otherwise a fresh SQLite file is used. STEWARD_BIN names the binary (default: th
 build under CARGO_TARGET_DIR or ./target).
 """
 
+import contextlib
 import os
 import sys
 import re
@@ -41,11 +42,11 @@ def create_postgres_database(server_url: str) -> str:
     return f"{server_url.rstrip('/')}/{name}"
 
 
-def start_steward(backend: str, artifacts: str, extra_env=None):
+def start_steward(backend: str, artifacts: str, extra_env=None, flags=()):
     """Starts `steward server` on a free port; returns (process, url)."""
     env = dict(os.environ, **(extra_env or {}))
     proc = subprocess.Popen(
-        [steward_bin(), "server", "--port", "0", "--backend-store-uri", backend, "--artifacts-destination", artifacts],
+        [steward_bin(), "server", "--port", "0", "--backend-store-uri", backend, "--artifacts-destination", artifacts, *map(str, flags)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     line = proc.stdout.readline()
@@ -61,11 +62,26 @@ def stop(proc):
     proc.wait(timeout=10)
 
 
+def fresh_backend(data: Path) -> str:
+    """A new PostgreSQL database when STEWARD_TEST_POSTGRES is set, else a new SQLite file."""
+    pg = os.environ.get("STEWARD_TEST_POSTGRES")
+    return create_postgres_database(pg) if pg else f"sqlite:///{data}/steward.db"
+
+
+@contextlib.contextmanager
+def own_server(data: Path, *flags):
+    """A server of the test's own, with these flags, on a fresh backend; yields its URL."""
+    proc, url = start_steward(fresh_backend(data), str(data / "artifacts"), flags=flags)
+    try:
+        yield url
+    finally:
+        stop(proc)
+
+
 @pytest.fixture(scope="session")
 def server():
     data = Path(tempfile.mkdtemp(prefix="steward-py-"))
-    pg = os.environ.get("STEWARD_TEST_POSTGRES")
-    backend = create_postgres_database(pg) if pg else f"sqlite:///{data}/steward.db"
+    backend = fresh_backend(data)
     proc, url = start_steward(backend, str(data / "artifacts"))
     yield {"url": url, "backend": backend, "data": data}
     stop(proc)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mlflow
 import requests
-from conftest import REPO, steward_bin
+from conftest import REPO, own_server, steward_bin
 from mlflow.tracking import MlflowClient
 
 EXAMPLE = REPO / "examples" / "credit"
@@ -148,11 +148,7 @@ def test_scheduled_pipeline_runs_inside_the_server(tmp_path):
     path = write(tmp_path, "nightly.yaml", "name: scheduled-credit\ndata: DATA\ntrain: {label: creditability, positive: bad, trees: 20}\n"
                                            "steps:\n  - train: {}\n  - evaluate: {}\n  - register: {model: scheduled-credit}\n")
     schedule = "*/2 * * * * *"  # every two seconds (seconds first)
-    proc = subprocess.Popen([steward_bin(), "server", "--port", "0", "--backend-store-uri", f"sqlite:///{tmp_path}/s.db",
-                             "--artifacts-destination", str(tmp_path / "artifacts"), "--schedule", f"{schedule}={path}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        base = proc.stdout.readline().split()[-1]
+    with own_server(tmp_path, "--schedule", f"{schedule}={path}") as base:
         client = MlflowClient(base)
         deadline = time.time() + 30
         versions = []
@@ -166,8 +162,5 @@ def test_scheduled_pipeline_runs_inside_the_server(tmp_path):
         run = client.get_run(versions[0].run_id)
         parent = client.get_run(run.data.tags["mlflow.parentRunId"])
         assert parent.data.tags["steward.trigger"] == f"schedule {schedule}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
     bad = subprocess.run([steward_bin(), "server", "--port", "0", "--schedule", f"61 * * * *={path}"], capture_output=True, text=True, timeout=20)
     assert bad.returncode == 2 and "minute" in bad.stderr

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use canary::{CanaryVerdict, RouteStats, judge_canary};
-pub use policy::{ActionKind, Condition, Feature, IncidentKind, Policy, Trigger};
+pub use policy::{ActionKind, Condition, Feature, IncidentKind, Policy, Retrain, Trigger};
 
 /// One value of a monitor's time series.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,10 +67,10 @@ pub struct Evidence {
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     OpenIncident { deployment: String, trigger: String, kind: IncidentKind, evidence: Evidence },
-    /// Do it now (the policy allows it without a human).
-    Execute { deployment: String, kind: ActionKind, reason: String },
+    /// Do it now (the policy allows it without a human). `trigger`: the incident's, if any.
+    Execute { deployment: String, kind: ActionKind, reason: String, trigger: Option<String> },
     /// Put it in the approval queue.
-    RequestApproval { deployment: String, kind: ActionKind, reason: String },
+    RequestApproval { deployment: String, kind: ActionKind, reason: String, trigger: Option<String> },
     /// Move the canary to the next traffic step.
     CanaryStep { deployment: String, weight: u8, reason: String },
 }
@@ -122,10 +122,11 @@ pub fn decide(observations: &Observations, policies: &[Policy], state: &State) -
                 if state.pending.contains(&(p.deployment.clone(), *kind)) {
                     continue;
                 }
+                let (deployment, reason, trigger) = (p.deployment.clone(), reason.clone(), Some(t.name.clone()));
                 actions.push(if p.needs_approval(*kind) {
-                    Action::RequestApproval { deployment: p.deployment.clone(), kind: *kind, reason: reason.clone() }
+                    Action::RequestApproval { deployment, kind: *kind, reason, trigger }
                 } else {
-                    Action::Execute { deployment: p.deployment.clone(), kind: *kind, reason: reason.clone() }
+                    Action::Execute { deployment, kind: *kind, reason, trigger }
                 });
             }
         }
@@ -136,13 +137,13 @@ pub fn decide(observations: &Observations, policies: &[Policy], state: &State) -
             CanaryVerdict::Wait => {}
             CanaryVerdict::Fail(reason) => {
                 // Rolling back never waits for a human: it returns to what was approved.
-                actions.push(Action::Execute { deployment: c.deployment.clone(), kind: ActionKind::Rollback, reason });
+                actions.push(Action::Execute { deployment: c.deployment.clone(), kind: ActionKind::Rollback, reason, trigger: None });
             }
             CanaryVerdict::Pass(reason) => match p.canary.steps.iter().copied().find(|w| *w > c.weight) {
                 Some(next) => actions.push(Action::CanaryStep { deployment: c.deployment.clone(), weight: next, reason }),
                 None if state.pending.contains(&(c.deployment.clone(), ActionKind::Promote)) => {}
-                None if p.needs_approval(ActionKind::Promote) => actions.push(Action::RequestApproval { deployment: c.deployment.clone(), kind: ActionKind::Promote, reason }),
-                None => actions.push(Action::Execute { deployment: c.deployment.clone(), kind: ActionKind::Promote, reason }),
+                None if p.needs_approval(ActionKind::Promote) => actions.push(Action::RequestApproval { deployment: c.deployment.clone(), kind: ActionKind::Promote, reason, trigger: None }),
+                None => actions.push(Action::Execute { deployment: c.deployment.clone(), kind: ActionKind::Promote, reason, trigger: None }),
             },
         }
     }

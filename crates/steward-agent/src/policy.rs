@@ -15,6 +15,7 @@
 //!     actions: [retrain, notify]
 //!   - {name: auc-floor, metric: roc_auc, below: 0.7, incident: performance_decay, actions: [retrain]}
 //! approval: [promote]             # these wait for a human
+//! retrain: {pipeline: examples/credit/pipeline.yaml}
 //! canary:
 //!   steps: [10, 50, 100]
 //!   min_requests: 200
@@ -169,6 +170,16 @@ pub struct Policy {
     pub approval: Vec<ActionKind>,
     #[serde(default)]
     pub canary: CanaryPolicy,
+    /// What `retrain` runs.
+    #[serde(default)]
+    pub retrain: Option<Retrain>,
+}
+
+/// The retraining a policy declares: a pipeline spec (`steward pipeline run`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retrain {
+    pub pipeline: String,
 }
 
 impl Policy {

@@ -265,3 +265,35 @@ pub struct Alert {
     pub delivered: bool,
     pub attempts: i64,
 }
+
+/// An incident the agent opened: a policy trigger that fired, with its evidence (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: String,
+    pub deployment: String,
+    pub trigger: String,
+    pub kind: String,
+    pub evidence: serde_json::Value,
+    /// `open` or `closed`.
+    pub status: String,
+    pub opened: i64,
+}
+
+/// An action the agent took or queued. Status: `pending` (waiting for a human), `approved`,
+/// `rejected`, `running`, `done`, `failed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentAction {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    pub deployment: String,
+    pub kind: String,
+    pub status: String,
+    pub reason: String,
+    pub requested: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_reason: Option<String>,
+    pub updated: i64,
+}

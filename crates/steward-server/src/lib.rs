@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agent;
 mod artifacts;
 mod auth;
 mod error;
@@ -172,6 +173,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/steward/v1/registry/models/{name}/history", get(registry::history))
         .route("/api/steward/v1/registry/models/{name}/aliases/{alias}", get(registry::alias_at))
         .route("/api/steward/v1/registry/models/{name}/versions/{version}/lineage", get(steward_api::model_lineage))
+        .route("/api/steward/v1/incidents", get(steward_api::incidents))
+        .route("/api/steward/v1/agent/actions", get(steward_api::agent_actions))
+        .route("/api/steward/v1/agent/actions/{id}/decision", axum::routing::post(steward_api::decide_action))
         .route("/api/steward/v1/datasets", axum::routing::post(steward_api::register_dataset))
         .route("/api/steward/v1/datasets/{name}", get(steward_api::dataset_versions))
         .route("/api/steward/v1/datasets/{name}/versions/{version}/lineage", get(steward_api::dataset_lineage))

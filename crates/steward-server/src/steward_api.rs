@@ -136,3 +136,36 @@ pub async fn model_lineage(State(s): State<AppState>, Path((name, version)): Pat
         "deployments": serving(&s, &name, version),
     })))
 }
+
+/// `GET /api/steward/v1/incidents?deployment=NAME`: the agent's incidents, oldest first.
+pub async fn incidents(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Value>> {
+    let deployment = f.opt_str("deployment")?;
+    Ok(Json(json!({ "incidents": s.store.incidents(deployment.as_deref()).await? })))
+}
+
+/// `GET /api/steward/v1/agent/actions?status=pending`: the agent's actions; `pending` ones are
+/// the approval queue.
+pub async fn agent_actions(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Value>> {
+    let status = f.opt_str("status")?;
+    Ok(Json(json!({ "actions": s.store.actions(status.as_deref()).await? })))
+}
+
+/// `POST /api/steward/v1/agent/actions/ID/decision` with `{"decision": "approve"|"reject",
+/// "reason": ...}`: a validator's or admin's decision on a pending action (with authentication
+/// on; an open server lets its loopback callers decide).
+pub async fn decide_action(State(s): State<AppState>, Path(id): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
+    use steward_core::ErrorCode;
+    use steward_core::access::Role;
+    if let Some(p) = f.principal()
+        && p.role < Role::Validator
+    {
+        return Err(steward_core::Error::new(ErrorCode::PermissionDenied, format!("only a validator or admin may decide the agent's actions; user '{}' has role {}", p.name, p.role.as_str())).into());
+    }
+    let approve = match f.str("decision")?.as_str() {
+        "approve" => true,
+        "reject" => false,
+        other => return Err(steward_core::Error::invalid(format!("decision must be 'approve' or 'reject', got '{other}'")).into()),
+    };
+    let reason = f.str("reason")?;
+    Ok(Json(json!({ "action": s.store.decide_action(f.audit(), &id, approve, &reason).await? })))
+}

@@ -22,7 +22,7 @@ use steward_core::audit::{Audit, Break, LedgerEntry};
 use steward_core::entities::{
     Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo, RunMetric, RunUpdate, Tag, ViewType,
 };
-use steward_core::serving::{Alert, Deployment, DeploymentSpec, Feedback, MonitorMetric, MonitorState, PredictionRecord, WindowKind};
+use steward_core::serving::{AgentAction, Alert, Deployment, Incident, DeploymentSpec, Feedback, MonitorMetric, MonitorState, PredictionRecord, WindowKind};
 use steward_core::registry::{DatasetLineage, DatasetVersion, LoggedModel, ModelVersion, NewModelVersion, RegisteredModel, RegistryEvent};
 
 pub use artifacts::{ArtifactStore, FileInfo};
@@ -190,8 +190,23 @@ pub trait DatasetStore: Send + Sync {
     async fn datasets_by_digest(&self, digests: &[String]) -> Result<Vec<DatasetVersion>>;
 }
 
+/// The agent's incidents and actions (the approval queue).
 #[async_trait]
-pub trait MetadataStore: RegistryStore + ServingStore + MonitorStore + DatasetStore + Send + Sync {
+pub trait AgentStore: Send + Sync {
+    async fn open_incident(&self, audit: &Audit, incident: &Incident) -> Result<()>;
+    /// Incidents, oldest first.
+    async fn incidents(&self, deployment: Option<&str>) -> Result<Vec<Incident>>;
+    async fn add_action(&self, audit: &Audit, action: &AgentAction) -> Result<()>;
+    /// Actions (with this status), oldest first.
+    async fn actions(&self, status: Option<&str>) -> Result<Vec<AgentAction>>;
+    /// A human's approval or rejection of a pending action.
+    async fn decide_action(&self, audit: &Audit, id: &str, approve: bool, reason: &str) -> Result<AgentAction>;
+    /// The agent's progress on an action: `running`, `done`, `failed` (with a note).
+    async fn mark_action(&self, audit: &Audit, id: &str, status: &str, note: &str) -> Result<()>;
+}
+
+#[async_trait]
+pub trait MetadataStore: RegistryStore + ServingStore + MonitorStore + DatasetStore + AgentStore + Send + Sync {
     /// Which backend this is, for logs and `server-info`.
     fn backend(&self) -> Backend;
 

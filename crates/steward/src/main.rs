@@ -171,6 +171,10 @@ struct ServerArgs {
     /// '0 3 * * *=examples/credit/pipeline.yaml' (repeatable; 6 fields add seconds first)
     #[arg(long = "schedule", value_parser = parse_schedule)]
     schedules: Vec<(steward_core::schedule::Cron, std::path::PathBuf)>,
+    /// An agent policy (YAML, repeatable): triggers over monitor windows, incidents, actions
+    /// and which of them wait for approval
+    #[arg(long = "policy")]
+    policies: Vec<std::path::PathBuf>,
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
@@ -210,6 +214,18 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     for (cron, file) in args.schedules {
         println!("  schedule:       {} runs {}", cron.as_str(), file.display());
         tokio::spawn(scheduled(cron, file, format!("http://{shown}")));
+    }
+    let mut policies = Vec::new();
+    for path in &args.policies {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        policies.push(serde_norway::from_str::<steward_agent::Policy>(&text).with_context(|| format!("{} is not a valid policy", path.display()))?);
+    }
+    steward_server::agent::check(&policies).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    if !policies.is_empty() {
+        for p in &policies {
+            println!("  agent policy:   {} ({} triggers)", p.deployment, p.triggers.len());
+        }
+        steward_server::agent::Agent { store: store.clone(), policies, url: format!("http://{shown}"), exe: std::env::current_exe()? }.start();
     }
     let state = steward_server::AppState::new(store, artifacts).with_auth(auth).with_protected_aliases(args.protected_aliases);
     steward_server::serve(listener, state, shutdown).await?;

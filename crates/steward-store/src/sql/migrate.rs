@@ -23,6 +23,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 8, name: "monitoring", sql: include_str!("../../migrations/sqlite/0008_monitoring.sql") },
     Migration { version: 9, name: "label_windows", sql: include_str!("../../migrations/sqlite/0009_label_windows.sql") },
     Migration { version: 10, name: "datasets", sql: include_str!("../../migrations/sqlite/0010_datasets.sql") },
+    Migration { version: 11, name: "agent", sql: include_str!("../../migrations/sqlite/0011_agent.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -36,6 +37,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 8, name: "monitoring", sql: include_str!("../../migrations/postgres/0008_monitoring.sql") },
     Migration { version: 9, name: "label_windows", sql: include_str!("../../migrations/postgres/0009_label_windows.sql") },
     Migration { version: 10, name: "datasets", sql: include_str!("../../migrations/postgres/0010_datasets.sql") },
+    Migration { version: 11, name: "agent", sql: include_str!("../../migrations/postgres/0011_agent.sql") },
 ];
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {

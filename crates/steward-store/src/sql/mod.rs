@@ -7,6 +7,7 @@
 //! that writes are serialised in-process and never fight over the database lock, and a
 //! separate reader pool that WAL lets run alongside it.
 
+mod agent;
 mod datasets;
 mod migrate;
 mod names;

@@ -1,0 +1,108 @@
+"""The agent, first part: under a written policy it opens an incident with its evidence when
+a monitor's dataset drift crosses the policy's threshold, notifies, and queues the declared
+retraining for a human; a validator's approval runs the retraining pipeline, tagged with the
+incident; every step is in the audit ledger. Policies asking for what the agent cannot do yet
+are refused at startup."""
+
+import subprocess
+import time
+
+import numpy as np
+import pandas as pd
+import requests
+from conftest import REPO, own_server, steward_bin
+from mlflow.tracking import MlflowClient
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import FloatTensorType
+from sklearn.datasets import make_classification
+from sklearn.ensemble import GradientBoostingClassifier
+
+import mlflow
+
+
+def wait(what, probe, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = probe()
+        if got:
+            return got
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_drift_opens_an_incident_and_approved_retraining_runs(tmp_path):
+    german = REPO / "examples" / "credit" / "germancredit.csv"
+    (tmp_path / "retrain.yaml").write_text(f"name: watched-retrain\ndata: {german}\ntrain: {{label: creditability, positive: bad, trees: 20}}\n"
+                                           "steps:\n  - train: {}\n  - evaluate: {}\n  - register: {model: watched-retrained}\n")
+    (tmp_path / "policy.yaml").write_text(
+        "deployment: watched\n"
+        "triggers:\n"
+        "  - {name: dataset-drift, metric: drift_share, above: 0.4, windows: 1, incident: data_drift, actions: [notify, retrain]}\n"
+        "approval: [retrain]\n"
+        f"retrain: {{pipeline: {tmp_path / 'retrain.yaml'}}}\n"
+    )
+    with own_server(tmp_path, "--policy", tmp_path / "policy.yaml") as base:
+        x, y = make_classification(n_samples=3000, n_features=4, n_informative=3, n_redundant=0, random_state=2)
+        x = x.astype(np.float32)
+        model = GradientBoostingClassifier(n_estimators=10, random_state=0).fit(x[:1000], y[:1000])
+        mlflow.set_tracking_uri(base)
+        mlflow.set_experiment("agent")
+        with mlflow.start_run():
+            info = mlflow.onnx.log_model(to_onnx(model, initial_types=[("input", FloatTensorType([None, 4]))]), name="model", registered_model_name="watched")
+        run = lambda *a: subprocess.run([steward_bin(), *map(str, a), "--tracking-uri", base], capture_output=True, text=True)
+        assert run("deploy", "create", "watched", "--model", f"models:/watched/{info.registered_model_version}").returncode == 0
+        pd.DataFrame(x[1000:2500], columns=[f"f{i}" for i in range(4)]).to_csv(tmp_path / "reference.csv", index=False)
+        made = run("monitor", "create", "watched", "--reference", tmp_path / "reference.csv", "--window-size", 20, "--no-prediction-drift")
+        assert made.returncode == 0, made.stderr
+
+        session = requests.Session()
+
+        def send(rows):
+            for i in range(0, len(rows), 10):
+                b = rows[i : i + 10]
+                assert session.post(f"{base}/v2/models/watched/infer", json={"inputs": [{"name": "input", "shape": list(b.shape), "datatype": "FP32", "data": b.ravel().tolist()}]}).status_code == 200
+
+        send(x[2500:2700])  # one stationary window
+        wait("the first window", lambda: requests.get(f"{base}/api/steward/v1/deployments/watched/monitor/metrics", params={"metric": "drift_share"}).json()["metrics"])
+        time.sleep(2.5)  # an agent tick: nothing to do
+        assert requests.get(f"{base}/api/steward/v1/incidents").json()["incidents"] == []
+        send(x[2700:2900] + 2.0 * x[1000:2500].std(axis=0))  # every feature shifts
+
+        (incident,) = wait("an incident", lambda: requests.get(f"{base}/api/steward/v1/incidents", params={"deployment": "watched"}).json()["incidents"])
+        assert incident["kind"] == "data_drift" and incident["trigger"] == "dataset-drift" and incident["status"] == "open"
+        assert incident["evidence"]["metric"] == "drift_share" and incident["evidence"]["windows"][0][1] > 0.4
+        actions = wait("two actions", lambda: [a for a in requests.get(f"{base}/api/steward/v1/agent/actions").json()["actions"] if a["status"] in ("pending", "done")] or None)
+        pending = requests.get(f"{base}/api/steward/v1/agent/actions", params={"status": "pending"}).json()["actions"]
+        assert [(a["kind"], a["incident_id"]) for a in pending] == [("retrain", incident["id"])], actions
+        wait("the notification", lambda: [a for a in requests.get(f"{base}/api/steward/v1/agent/actions", params={"status": "done"}).json()["actions"] if a["kind"] == "notify"])
+        time.sleep(2.5)  # later ticks neither reopen the incident nor queue it again
+        assert len(requests.get(f"{base}/api/steward/v1/incidents").json()["incidents"]) == 1
+        assert len(requests.get(f"{base}/api/steward/v1/agent/actions", params={"status": "pending"}).json()["actions"]) == 1
+
+        bad = requests.post(f"{base}/api/steward/v1/agent/actions/{pending[0]['id']}/decision", json={"decision": "maybe", "reason": "?"})
+        assert bad.status_code == 400 and "decision" in bad.json()["message"]
+        ok = requests.post(f"{base}/api/steward/v1/agent/actions/{pending[0]['id']}/decision", json={"decision": "approve", "reason": "drift confirmed on the dashboard"})
+        assert ok.status_code == 200 and ok.json()["action"]["status"] == "approved", ok.text
+        again = requests.post(f"{base}/api/steward/v1/agent/actions/{pending[0]['id']}/decision", json={"decision": "reject", "reason": "late"})
+        assert again.status_code == 400 and "not waiting" in again.json()["message"]
+
+        done = wait("the retraining", lambda: [a for a in requests.get(f"{base}/api/steward/v1/agent/actions").json()["actions"] if a["kind"] == "retrain" and a["status"] in ("done", "failed")], timeout=60)
+        assert done[0]["status"] == "done", done
+        client = MlflowClient(base)
+        (version,) = client.search_model_versions("name = 'watched-retrained'")
+        parent = client.get_run(client.get_run(version.run_id).data.tags["mlflow.parentRunId"])
+        assert parent.data.tags["steward.trigger"] == f"agent incident {incident['id']}"
+
+        ledger = [e["action"] for e in requests.get(f"{base}/api/steward/v1/audit").json()["entries"]]
+        for step in ["incident.open", "agent.action.pending", "agent.action.approved", "approval.approve", "agent.action.running", "agent.action.done"]:
+            assert step in ledger, (step, ledger)
+        assert requests.get(f"{base}/api/steward/v1/audit/verify").json()["intact"] is True
+
+
+def test_policies_asking_for_what_is_not_built_are_refused(tmp_path):
+    (tmp_path / "p.yaml").write_text("deployment: d\ntriggers:\n  - {name: t, metric: roc_auc, below: 0.7, incident: performance_decay, actions: [promote]}\n")
+    proc = subprocess.run([steward_bin(), "server", "--port", "0", "--policy", str(tmp_path / "p.yaml")], capture_output=True, text=True, timeout=20)
+    assert proc.returncode != 0 and "action 'promote' is not available yet" in proc.stderr
+    (tmp_path / "q.yaml").write_text("deployment: d\ntriggers:\n  - {name: t, metric: roc_auc, below: 0.7, above: 0.9, incident: performance_decay}\n")
+    proc = subprocess.run([steward_bin(), "server", "--port", "0", "--policy", str(tmp_path / "q.yaml")], capture_output=True, text=True, timeout=20)
+    assert proc.returncode != 0 and "exactly one of 'above' and 'below'" in proc.stderr
