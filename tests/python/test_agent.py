@@ -1,8 +1,9 @@
 """The agent, first part: under a written policy it opens an incident with its evidence when
 a monitor's dataset drift crosses the policy's threshold, notifies, and queues the declared
 retraining for a human; a validator's approval runs the retraining pipeline, tagged with the
-incident; every step is in the audit ledger. Policies asking for what the agent cannot do yet
-are refused at startup."""
+incident; every step is in the audit ledger. A worse canary is rolled back automatically and a
+good one stepped up and promoted, with zero failed requests throughout. Policies asking for
+what the agent cannot do yet are refused at startup."""
 
 import subprocess
 import time
@@ -100,9 +101,67 @@ def test_drift_opens_an_incident_and_approved_retraining_runs(tmp_path):
 
 
 def test_policies_asking_for_what_is_not_built_are_refused(tmp_path):
-    (tmp_path / "p.yaml").write_text("deployment: d\ntriggers:\n  - {name: t, metric: roc_auc, below: 0.7, incident: performance_decay, actions: [promote]}\n")
+    (tmp_path / "p.yaml").write_text("deployment: d\ntriggers:\n  - {name: t, metric: roc_auc, below: 0.7, incident: performance_decay, actions: [pause]}\n")
     proc = subprocess.run([steward_bin(), "server", "--port", "0", "--policy", str(tmp_path / "p.yaml")], capture_output=True, text=True, timeout=20)
-    assert proc.returncode != 0 and "action 'promote' is not available yet" in proc.stderr
+    assert proc.returncode != 0 and "action 'pause' is not available yet" in proc.stderr
     (tmp_path / "q.yaml").write_text("deployment: d\ntriggers:\n  - {name: t, metric: roc_auc, below: 0.7, above: 0.9, incident: performance_decay}\n")
     proc = subprocess.run([steward_bin(), "server", "--port", "0", "--policy", str(tmp_path / "q.yaml")], capture_output=True, text=True, timeout=20)
     assert proc.returncode != 0 and "exactly one of 'above' and 'below'" in proc.stderr
+
+
+def test_canary_rolls_back_a_worse_challenger_and_promotes_a_good_one(tmp_path):
+    import threading
+
+    (tmp_path / "policy.yaml").write_text(
+        "deployment: canaried\n"
+        "canary: {steps: [20, 50, 100], min_requests: 30, max_error_rate_increase: 0.01, max_latency_ratio: 50, max_positive_rate_shift: 0.15}\n"
+    )
+    with own_server(tmp_path, "--policy", tmp_path / "policy.yaml") as base:
+        x, y = make_classification(n_samples=3000, n_features=4, n_informative=3, n_redundant=0, random_state=4)
+        x = x.astype(np.float32)
+        mostly_positive = np.where(np.arange(1000) % 20 == 0, 0, 1)  # a model that turns nearly everyone down
+        models = [GradientBoostingClassifier(n_estimators=10, random_state=0).fit(x[:1000], y[:1000]),
+                  GradientBoostingClassifier(n_estimators=10, random_state=0).fit(x[:1000], mostly_positive),
+                  GradientBoostingClassifier(n_estimators=12, random_state=1).fit(x[1000:2000], y[1000:2000])]
+        mlflow.set_tracking_uri(base)
+        mlflow.set_experiment("canary")
+        for m in models:
+            with mlflow.start_run():
+                mlflow.onnx.log_model(to_onnx(m, initial_types=[("input", FloatTensorType([None, 4]))]), name="model", registered_model_name="canaried")
+        url = f"{base}/api/steward/v1/deployments"
+        assert requests.post(url, json={"name": "canaried", "model": "models:/canaried/1"}).status_code == 200
+
+        statuses, stop = [], threading.Event()
+
+        def traffic():
+            s = requests.Session()
+            i = 0
+            while not stop.is_set():
+                row = x[2000 + i % 1000 : 2001 + i % 1000]
+                statuses.append(s.post(f"{base}/v2/models/canaried/infer", json={"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": row.ravel().tolist()}]}).status_code)
+                i += 1
+
+        worker = threading.Thread(target=traffic, daemon=True)
+        worker.start()
+        try:
+            deployment = lambda: requests.get(f"{url}/canaried").json()["deployment"]
+            assert requests.patch(f"{url}/canaried", json={"challenger": {"model": "models:/canaried/2", "weight": 20}}).status_code == 200
+            wait("the rollback", lambda: "challenger" not in deployment())
+            assert deployment()["model"] == "models:/canaried/1"
+            actions = requests.get(f"{base}/api/steward/v1/agent/actions").json()["actions"]
+            (rollback,) = [a for a in actions if a["kind"] == "rollback"]
+            assert rollback["status"] == "done" and "positive rate" in rollback["reason"], rollback
+
+            assert requests.patch(f"{url}/canaried", json={"challenger": {"model": "models:/canaried/3", "weight": 20}}).status_code == 200
+            try:
+                wait("the promotion", lambda: deployment()["model"] == "models:/canaried/3" and "challenger" not in deployment(), timeout=60)
+            except AssertionError as e:  # say what the agent did instead
+                raise AssertionError(f"{e}: {deployment()} {requests.get(f'{base}/api/steward/v1/agent/actions').json()['actions']}") from None
+        finally:
+            stop.set()
+            worker.join(timeout=10)
+        assert len(statuses) > 100 and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+        kinds = [(a["kind"], a["status"]) for a in requests.get(f"{base}/api/steward/v1/agent/actions").json()["actions"]]
+        assert kinds.count(("canary_step", "done")) == 2 and ("promote", "done") in kinds, kinds
+        ledger = [(e["action"], e["actor"]) for e in requests.get(f"{base}/api/steward/v1/audit").json()["entries"]]
+        assert ledger.count(("deployment.update", "agent")) == 4, ledger  # rollback, two steps, promotion

@@ -64,10 +64,12 @@ pub fn judge_canary(p: &CanaryPolicy, c: &crate::CanaryState) -> CanaryVerdict {
     if failures.is_empty() && chal.requests < p.min_requests {
         return CanaryVerdict::Wait;
     }
-    if champ.latency_p95_ms > 0.0 && chal.latency_p95_ms > champ.latency_p95_ms * p.max_latency_ratio {
+    // Without champion traffic to compare with, only the error gate can speak.
+    let compared = champ.requests > 0;
+    if compared && champ.latency_p95_ms > 0.0 && chal.latency_p95_ms > champ.latency_p95_ms * p.max_latency_ratio {
         failures.push(format!("p95 latency {:.2} ms vs champion {:.2} ms", chal.latency_p95_ms, champ.latency_p95_ms));
     }
-    if (chal.positive_rate - champ.positive_rate).abs() > p.max_positive_rate_shift {
+    if compared && (chal.positive_rate - champ.positive_rate).abs() > p.max_positive_rate_shift {
         failures.push(format!("positive rate {:.3} vs champion {:.3}", chal.positive_rate, champ.positive_rate));
     }
     if let (Some(min), Some(air)) = (p.min_adverse_impact_ratio, chal.adverse_impact_ratio)

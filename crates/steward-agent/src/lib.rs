@@ -235,6 +235,13 @@ canary: {steps: [10, 50, 100], min_requests: 100, max_error_rate_increase: 0.01,
             ("worse AUC rolls back", canary(50, stats(150, 0, 2.0, 0.2, Some(0.70))), &auto, State::default(), vec!["do Rollback"]),
             ("slower rolls back", canary(50, stats(150, 0, 3.5, 0.2, None)), &auto, State::default(), vec!["do Rollback"]),
             ("approves far more or fewer: rolls back", canary(50, stats(150, 0, 2.0, 0.45, None)), &auto, State::default(), vec!["do Rollback"]),
+            (
+                "no champion traffic to compare with: only errors count",
+                CanaryState { champion: RouteStats::default(), ..canary(50, stats(150, 0, 9.0, 0.9, None)) },
+                &auto,
+                State::default(),
+                vec!["step 100"],
+            ),
         ];
         for (name, c, p, state, want) in cases {
             let got = decide(&Observations { points: vec![], canaries: vec![c] }, std::slice::from_ref(p), &state);

@@ -225,9 +225,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         for p in &policies {
             println!("  agent policy:   {} ({} triggers)", p.deployment, p.triggers.len());
         }
-        steward_server::agent::Agent { store: store.clone(), policies, url: format!("http://{shown}"), exe: std::env::current_exe()? }.start();
     }
-    let state = steward_server::AppState::new(store, artifacts).with_auth(auth).with_protected_aliases(args.protected_aliases);
+    let state = steward_server::AppState::new(store.clone(), artifacts).with_auth(auth).with_protected_aliases(args.protected_aliases);
+    if !policies.is_empty() {
+        steward_server::agent::Agent { store, serving: state.serving.clone(), policies, url: format!("http://{shown}"), exe: std::env::current_exe()?, baselines: Default::default() }.start();
+    }
     steward_server::serve(listener, state, shutdown).await?;
     Ok(())
 }

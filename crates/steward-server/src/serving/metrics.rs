@@ -45,6 +45,44 @@ impl RouteStats {
     }
 }
 
+/// A route's counters at one moment; differences of two give what happened in between.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Snapshot {
+    pub requests: u64,
+    pub failures: u64,
+    pub buckets: [u64; BUCKETS.len()],
+}
+
+impl Snapshot {
+    pub fn since(&self, earlier: &Snapshot) -> Snapshot {
+        let mut buckets = self.buckets;
+        buckets.iter_mut().zip(&earlier.buckets).for_each(|(b, e)| *b = b.saturating_sub(*e));
+        Snapshot { requests: self.requests.saturating_sub(earlier.requests), failures: self.failures.saturating_sub(earlier.failures), buckets }
+    }
+
+    /// The upper bound of the latency bucket holding the 95th percentile, in milliseconds (as
+    /// Prometheus' histogram_quantile would bound it); 0 without requests.
+    pub fn p95_ms(&self) -> f64 {
+        let rank = (self.requests as f64 * 0.95).ceil() as u64;
+        let mut seen = 0;
+        for (b, n) in BUCKETS.iter().zip(&self.buckets) {
+            seen += n;
+            if seen >= rank && rank > 0 {
+                return b * 1000.0;
+            }
+        }
+        if self.requests == 0 { 0.0 } else { BUCKETS[BUCKETS.len() - 1] * 1000.0 }
+    }
+}
+
+impl RouteStats {
+    pub fn snapshot(&self) -> Snapshot {
+        let mut buckets = [0; BUCKETS.len()];
+        buckets.iter_mut().zip(&self.buckets).for_each(|(b, a)| *b = a.load(Relaxed));
+        Snapshot { requests: self.requests.load(Relaxed), failures: self.bad_input.load(Relaxed) + self.errors.load(Relaxed), buckets }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     routes: Mutex<Vec<Arc<RouteStats>>>,
