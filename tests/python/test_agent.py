@@ -101,9 +101,9 @@ def test_drift_opens_an_incident_and_approved_retraining_runs(tmp_path):
 
 
 def test_policies_asking_for_what_is_not_built_are_refused(tmp_path):
-    (tmp_path / "p.yaml").write_text("deployment: d\ntriggers:\n  - {name: t, metric: roc_auc, below: 0.7, incident: performance_decay, actions: [pause]}\n")
+    (tmp_path / "p.yaml").write_text("deployment: d\ntriggers:\n  - {name: t, metric: roc_auc, below: 0.7, incident: performance_decay, actions: [start_canary]}\n")
     proc = subprocess.run([steward_bin(), "server", "--port", "0", "--policy", str(tmp_path / "p.yaml")], capture_output=True, text=True, timeout=20)
-    assert proc.returncode != 0 and "action 'pause' is not available yet" in proc.stderr
+    assert proc.returncode != 0 and "action 'start_canary' is not available yet" in proc.stderr
     (tmp_path / "q.yaml").write_text("deployment: d\ntriggers:\n  - {name: t, metric: roc_auc, below: 0.7, above: 0.9, incident: performance_decay}\n")
     proc = subprocess.run([steward_bin(), "server", "--port", "0", "--policy", str(tmp_path / "q.yaml")], capture_output=True, text=True, timeout=20)
     assert proc.returncode != 0 and "exactly one of 'above' and 'below'" in proc.stderr
@@ -165,3 +165,30 @@ def test_canary_rolls_back_a_worse_challenger_and_promotes_a_good_one(tmp_path):
         assert kinds.count(("canary_step", "done")) == 2 and ("promote", "done") in kinds, kinds
         ledger = [(e["action"], e["actor"]) for e in requests.get(f"{base}/api/steward/v1/audit").json()["entries"]]
         assert ledger.count(("deployment.update", "agent")) == 4, ledger  # rollback, two steps, promotion
+
+
+def test_stop_switch_moves_traffic_to_the_fallback_at_once(server):
+    base = server["url"]
+    x, y = make_classification(n_samples=600, n_features=4, random_state=6)
+    x = x.astype(np.float32)
+    mlflow.set_experiment("stop-switch")
+    for seed in (0, 1):
+        with mlflow.start_run():
+            m = GradientBoostingClassifier(n_estimators=5, random_state=seed).fit(x[seed * 300 : (seed + 1) * 300], y[seed * 300 : (seed + 1) * 300])
+            mlflow.onnx.log_model(to_onnx(m, initial_types=[("input", FloatTensorType([None, 4]))]), name="model", registered_model_name="stoppable")
+    url = f"{base}/api/steward/v1/deployments"
+    assert requests.post(url, json={"name": "stoppable", "model": "models:/stoppable/1"}).status_code == 200
+    no_fallback = requests.post(f"{url}/stoppable/stop", json={"reason": "test"})
+    assert no_fallback.status_code == 400 and "no fallback" in no_fallback.json()["message"]
+    changed = requests.patch(f"{url}/stoppable", json={"model": "models:/stoppable/2"}).json()["deployment"]
+    assert changed["fallback"] == "models:/stoppable/1"
+    infer = lambda: requests.post(f"{base}/v2/models/stoppable/infer", json={"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": x[0].tolist()}]}).json()["model_version"]
+    assert infer() == "2"
+    missing = requests.post(f"{url}/stoppable/stop", json={})
+    assert missing.status_code == 400 and "reason" in missing.json()["message"]
+    stopped = requests.post(f"{url}/stoppable/stop", json={"reason": "approvals collapsed overnight"})
+    assert stopped.status_code == 200, stopped.text
+    assert infer() == "1"  # the very next request
+    entries = requests.get(f"{base}/api/steward/v1/audit").json()["entries"]
+    (last,) = [e for e in entries if e["entity_id"] == "stoppable"][-1:]
+    assert last["action"] == "deployment.update" and last["reason"] == "stop switch: approvals collapsed overnight"

@@ -96,6 +96,10 @@ pub struct DeploymentSpec {
     pub challenger: Option<Challenger>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ModelRef>,
+    /// The last good version: the champion before the current one, pinned. The stop switch
+    /// returns to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<ModelRef>,
 }
 
 impl DeploymentSpec {
@@ -169,6 +173,7 @@ mod tests {
             model: ModelRef::parse("models:/m@champion").unwrap(),
             challenger: Some(Challenger { model: ModelRef::parse("models:/m@challenger").unwrap(), weight: 10 }),
             shadow: None,
+            fallback: None,
         };
         let challenger = (0..100).filter(|&d| spec.route(None, d) == RouteRole::Challenger).count();
         assert_eq!(challenger, 10);

@@ -7,8 +7,9 @@
 //! canary). Canaries of a policy's deployment are judged from each route's serving counters and
 //! logged answers since the last step: the agent steps the challenger's traffic, rolls it back
 //! at once when a gate fails, and promotes it — or queues the promotion for approval — after
-//! the last step. Triggers may also ask for `rollback` and `promote`. Pause (the stop switch)
-//! and starting a canary from a registered version come with the next part of the agent.
+//! the last step. Triggers may also ask for `rollback`, `promote` and `pause` (the stop switch:
+//! all traffic to the fallback version). Starting a canary from a registered version comes
+//! with the next part of the agent.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use crate::serving::monitor::{Outputs, answered};
 
 const TICK: Duration = Duration::from_secs(2);
 const ALL_KINDS: [ActionKind; 6] = [ActionKind::Notify, ActionKind::Retrain, ActionKind::StartCanary, ActionKind::Promote, ActionKind::Rollback, ActionKind::Pause];
-const AVAILABLE: [ActionKind; 4] = [ActionKind::Notify, ActionKind::Retrain, ActionKind::Rollback, ActionKind::Promote];
+const AVAILABLE: [ActionKind; 5] = [ActionKind::Notify, ActionKind::Retrain, ActionKind::Rollback, ActionKind::Promote, ActionKind::Pause];
 
 fn agent_audit(what: &str) -> Audit {
     Audit::new("agent", Some(what.to_owned()), what.as_bytes())
@@ -53,7 +54,7 @@ pub fn check(policies: &[Policy]) -> Result<()> {
         for t in &p.triggers {
             for a in &t.actions {
                 if !AVAILABLE.contains(a) {
-                    return Err(Error::invalid(format!("policy for '{}', trigger '{}': action '{}' is not available yet (available: notify, retrain, rollback, promote)", p.deployment, t.name, kind_name(*a))));
+                    return Err(Error::invalid(format!("policy for '{}', trigger '{}': action '{}' is not available yet (available: notify, retrain, rollback, promote, pause)", p.deployment, t.name, kind_name(*a))));
                 }
                 if *a == ActionKind::Retrain && p.retrain.is_none() {
                     return Err(Error::invalid(format!("policy for '{}', trigger '{}': 'retrain' needs `retrain: {{pipeline: FILE}}`", p.deployment, t.name)));
@@ -224,15 +225,26 @@ impl Agent {
                 let routes = self.serving.routes(&a.deployment).ok_or("the deployment is not loaded")?;
                 let challenger = routes.challenger.clone().ok_or("there is no challenger to promote")?;
                 let (model, version) = (challenger.model.clone(), challenger.version);
+                let previous = ModelRef::Version { name: routes.champion.model.clone(), version: routes.champion.version };
                 self.change(&a.deployment, &a.reason, move |spec| {
                     spec.model = ModelRef::Version { name: model.clone(), version };
                     spec.challenger = None;
+                    spec.fallback = Some(previous);
                     Ok(())
                 })
                 .await
                 .map(|()| format!("{} version {} is the champion", challenger.model, challenger.version))
                 .map_err(|e| e.message().to_owned())
             }
+            "pause" => self
+                .change(&a.deployment, &a.reason, |spec| {
+                    spec.model = spec.fallback.take().ok_or_else(|| Error::invalid("the deployment has no fallback version"))?;
+                    spec.challenger = None;
+                    Ok(())
+                })
+                .await
+                .map(|()| format!("stopped: all traffic on the fallback ({})", a.reason))
+                .map_err(|e| e.message().to_owned()),
             other => Err(format!("action '{other}' is not available yet")),
         }
     }

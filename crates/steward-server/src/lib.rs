@@ -183,6 +183,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/steward/v1/deployments", get(serving::api::list).post(serving::api::create))
         .route("/api/steward/v1/deployments/{name}", get(serving::api::get).patch(serving::api::update).delete(serving::api::delete))
         .route("/api/steward/v1/deployments/{name}/predictions", get(serving::api::predictions))
+        .route("/api/steward/v1/deployments/{name}/stop", post(serving::api::stop))
         .route("/api/steward/v1/deployments/{name}/monitor", axum::routing::put(serving::api::put_monitor).delete(serving::api::delete_monitor))
         .route("/api/steward/v1/deployments/{name}/monitor/metrics", get(serving::api::monitor_metrics))
         .route("/api/steward/v1/alerts", get(serving::api::alerts))

@@ -58,7 +58,7 @@ pub async fn create(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Valu
     let name = f.str("name")?;
     let body = body(&f);
     let model = model_ref("model", body.get("model").ok_or_else(|| Error::invalid("missing value for required parameter 'model'"))?)?;
-    let mut spec = DeploymentSpec { name, model, challenger: None, shadow: None };
+    let mut spec = DeploymentSpec { name, model, challenger: None, shadow: None, fallback: None };
     apply(&mut spec, &body)?;
     spec.validate()?;
     // Load before storing: a deployment that cannot serve is refused, not recorded.
@@ -74,10 +74,36 @@ pub async fn update(State(s): State<AppState>, Path(name): Path<String>, f: Fiel
     if body.get("name").and_then(Value::as_str).is_some_and(|n| n != name) {
         return Err(Error::invalid("a deployment cannot be renamed").into());
     }
+    let before = spec.model.clone();
     apply(&mut spec, &body)?;
+    if spec.model != before {
+        spec.fallback = serving_champion(&s, &name).or(Some(before));
+    }
     spec.validate()?;
     let routes = s.serving.build(&spec).await?;
     let stored = s.store.put_deployment(f.audit(), &spec, false).await?;
+    let routes = s.serving.install(routes);
+    Ok(Json(json!({ "deployment": routes.json(Some(&stored)) })))
+}
+
+/// The version a deployment's champion route serves now, pinned.
+pub fn serving_champion(s: &AppState, name: &str) -> Option<ModelRef> {
+    s.serving.routes(name).map(|r| ModelRef::Version { name: r.champion.model.clone(), version: r.champion.version })
+}
+
+/// `POST /api/steward/v1/deployments/NAME/stop` with `{"reason": ...}`: the stop switch. All
+/// traffic goes to the fallback (the last good version) from the next request on; the
+/// challenger is removed. The reason is recorded with the ledger entry.
+pub async fn stop(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
+    let reason = f.str("reason")?;
+    let mut spec = s.store.get_deployment(&name).await?.spec;
+    let fallback = spec.fallback.clone().ok_or_else(|| Error::invalid(format!("deployment '{name}' has no fallback version: it has only ever had one champion")))?;
+    spec.model = fallback;
+    spec.fallback = None;
+    spec.challenger = None;
+    let routes = s.serving.build(&spec).await?;
+    let audit = steward_core::audit::Audit::new(f.audit().actor.clone(), Some(format!("stop switch: {reason}")), reason.as_bytes());
+    let stored = s.store.put_deployment(&audit, &spec, false).await?;
     let routes = s.serving.install(routes);
     Ok(Json(json!({ "deployment": routes.json(Some(&stored)) })))
 }
