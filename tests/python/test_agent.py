@@ -2,9 +2,12 @@
 a monitor's dataset drift crosses the policy's threshold, notifies, and queues the declared
 retraining for a human; a validator's approval runs the retraining pipeline, tagged with the
 incident; every step is in the audit ledger. A worse canary is rolled back automatically and a
-good one stepped up and promoted, with zero failed requests throughout. Policies asking for
-what the agent cannot do yet are refused at startup."""
+good one stepped up and promoted, with zero failed requests throughout. A promotion the policy
+reserves for a human waits until a validator other than the version's creator approves it. The
+stop switch moves traffic to the fallback from the next request. Policies asking for what the
+agent cannot do yet are refused at startup."""
 
+import os
 import subprocess
 import time
 
@@ -192,3 +195,70 @@ def test_stop_switch_moves_traffic_to_the_fallback_at_once(server):
     entries = requests.get(f"{base}/api/steward/v1/audit").json()["entries"]
     (last,) = [e for e in entries if e["entity_id"] == "stoppable"][-1:]
     assert last["action"] == "deployment.update" and last["reason"] == "stop switch: approvals collapsed overnight"
+
+
+def test_promotion_waits_for_a_validator_who_did_not_create_the_version(tmp_path):
+    import threading
+
+    from conftest import fresh_backend, start_steward, stop
+
+    backend = fresh_backend(tmp_path)
+    cli = lambda *a: subprocess.run([steward_bin(), *a, "--backend-store-uri", backend], check=True, capture_output=True, text=True).stdout.strip()
+    tokens = {}
+    for user, role in [("sam", "scientist"), ("val", "validator"), ("vic", "validator")]:
+        cli("user", "create", user, "--role", role)
+        tokens[user] = cli("token", "create", "--user", user)
+    (tmp_path / "policy.yaml").write_text(
+        "deployment: guarded\napproval: [promote]\n"
+        "canary: {steps: [50, 100], min_requests: 20, max_latency_ratio: 50, max_positive_rate_shift: 0.3}\n"
+    )
+    proc, base = start_steward(backend, str(tmp_path / "artifacts"), flags=("--policy", tmp_path / "policy.yaml"))
+    try:
+        auth = lambda user: {"Authorization": f"Bearer {tokens[user]}"}
+        x, y = make_classification(n_samples=1500, n_features=4, random_state=9)
+        x = x.astype(np.float32)
+        mlflow.set_tracking_uri(base)
+        for user, seed in [("sam", 0), ("vic", 1)]:  # vic creates version 2
+            os.environ["MLFLOW_TRACKING_TOKEN"] = tokens[user]
+            try:
+                mlflow.set_experiment("guarded")
+                with mlflow.start_run():
+                    m = GradientBoostingClassifier(n_estimators=10, random_state=seed).fit(x[:1000], y[:1000])
+                    mlflow.onnx.log_model(to_onnx(m, initial_types=[("input", FloatTensorType([None, 4]))]), name="model", registered_model_name="guarded")
+            finally:
+                del os.environ["MLFLOW_TRACKING_TOKEN"]
+        url = f"{base}/api/steward/v1/deployments"
+        assert requests.post(url, json={"name": "guarded", "model": "models:/guarded/1"}, headers=auth("sam")).status_code == 200
+        assert requests.patch(f"{url}/guarded", json={"challenger": {"model": "models:/guarded/2", "weight": 50}}, headers=auth("sam")).status_code == 200
+        stop_traffic = threading.Event()
+
+        def traffic():
+            s = requests.Session()
+            i = 0
+            while not stop_traffic.is_set():
+                row = x[1000 + i % 500]
+                s.post(f"{base}/v2/models/guarded/infer", json={"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": row.tolist()}]}, headers=auth("sam"))
+                i += 1
+
+        worker = threading.Thread(target=traffic, daemon=True)
+        worker.start()
+        try:
+            actions = lambda: requests.get(f"{base}/api/steward/v1/agent/actions", params={"status": "pending"}, headers=auth("val")).json()["actions"]
+            (pending,) = wait("the promotion to wait for approval", lambda: [a for a in actions() if a["kind"] == "promote"], timeout=60)
+            time.sleep(2.5)  # it waits: still the challenger, asked for once
+            assert requests.get(f"{url}/guarded", headers=auth("val")).json()["deployment"]["model"] == "models:/guarded/1"
+            assert len([a for a in actions() if a["kind"] == "promote"]) == 1
+            decide = lambda user, d: requests.post(f"{base}/api/steward/v1/agent/actions/{pending['id']}/decision", json={"decision": d, "reason": "reviewed"}, headers=auth(user))
+            scientist = decide("sam", "approve")
+            assert scientist.status_code == 403 and "validator or admin" in scientist.json()["message"]
+            creator = decide("vic", "approve")
+            assert creator.status_code == 403 and "four-eyes" in creator.json()["message"], creator.text
+            assert decide("val", "approve").status_code == 200
+            wait("the promotion", lambda: requests.get(f"{url}/guarded", headers=auth("val")).json()["deployment"]["model"] == "models:/guarded/2")
+        finally:
+            stop_traffic.set()
+            worker.join(timeout=10)
+        approvals = [e for e in requests.get(f"{base}/api/steward/v1/audit", headers=auth("val")).json()["entries"] if e["action"] == "approval.approve"]
+        assert [e["actor"] for e in approvals] == ["val"]
+    finally:
+        stop(proc)

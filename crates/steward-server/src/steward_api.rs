@@ -152,7 +152,8 @@ pub async fn agent_actions(State(s): State<AppState>, f: Fields) -> ApiResult<Js
 
 /// `POST /api/steward/v1/agent/actions/ID/decision` with `{"decision": "approve"|"reject",
 /// "reason": ...}`: a validator's or admin's decision on a pending action (with authentication
-/// on; an open server lets its loopback callers decide).
+/// on; an open server lets its loopback callers decide). Approving a promotion follows the
+/// four-eyes rule: not by the challenger version's creator.
 pub async fn decide_action(State(s): State<AppState>, Path(id): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
     use steward_core::ErrorCode;
     use steward_core::access::Role;
@@ -167,5 +168,14 @@ pub async fn decide_action(State(s): State<AppState>, Path(id): Path<String>, f:
         other => return Err(steward_core::Error::invalid(format!("decision must be 'approve' or 'reject', got '{other}'")).into()),
     };
     let reason = f.str("reason")?;
+    // Four eyes: approving a promotion is promoting, which the challenger's creator may not do.
+    if approve
+        && let Some(p) = f.principal()
+        && let Some(a) = s.store.actions(Some("pending")).await?.into_iter().find(|a| a.id == id && a.kind == "promote")
+        && let Some(challenger) = s.serving.routes(&a.deployment).and_then(|r| r.challenger.clone())
+    {
+        let mv = s.store.get_model_version(&challenger.model, challenger.version).await?;
+        steward_core::access::authorize_promotion(p, &mv.created_by, &format!("the promotion on deployment '{}'", a.deployment), &challenger.model, &challenger.version.to_string())?;
+    }
     Ok(Json(json!({ "action": s.store.decide_action(f.audit(), &id, approve, &reason).await? })))
 }
