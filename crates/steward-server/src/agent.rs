@@ -257,7 +257,7 @@ impl Agent {
         spec.validate()?;
         let routes = self.serving.build(&spec).await?;
         self.store.put_deployment(&agent_audit(why), &spec, false).await?;
-        self.serving.install(routes);
+        self.serving.install_synced(routes).await;
         Ok(())
     }
 

@@ -64,7 +64,7 @@ pub async fn create(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Valu
     // Load before storing: a deployment that cannot serve is refused, not recorded.
     let routes = s.serving.build(&spec).await?;
     let stored = s.store.put_deployment(f.audit(), &spec, true).await?;
-    let routes = s.serving.install(routes);
+    let routes = s.serving.install_synced(routes).await;
     Ok(Json(json!({ "deployment": routes.json(Some(&stored)) })))
 }
 
@@ -82,7 +82,7 @@ pub async fn update(State(s): State<AppState>, Path(name): Path<String>, f: Fiel
     spec.validate()?;
     let routes = s.serving.build(&spec).await?;
     let stored = s.store.put_deployment(f.audit(), &spec, false).await?;
-    let routes = s.serving.install(routes);
+    let routes = s.serving.install_synced(routes).await;
     Ok(Json(json!({ "deployment": routes.json(Some(&stored)) })))
 }
 
@@ -104,7 +104,7 @@ pub async fn stop(State(s): State<AppState>, Path(name): Path<String>, f: Fields
     let routes = s.serving.build(&spec).await?;
     let audit = steward_core::audit::Audit::new(f.audit().actor.clone(), Some(format!("stop switch: {reason}")), reason.as_bytes());
     let stored = s.store.put_deployment(&audit, &spec, false).await?;
-    let routes = s.serving.install(routes);
+    let routes = s.serving.install_synced(routes).await;
     Ok(Json(json!({ "deployment": routes.json(Some(&stored)) })))
 }
 
@@ -131,7 +131,7 @@ pub async fn get(State(s): State<AppState>, Path(name): Path<String>) -> ApiResu
 
 pub async fn delete(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
     s.store.delete_deployment(f.audit(), &name).await?;
-    s.serving.remove(&name);
+    s.serving.remove(&name).await;
     Ok(Json(json!({})))
 }
 

@@ -240,8 +240,18 @@ impl Serving {
         routes
     }
 
-    pub fn remove(&self, deployment: &str) {
+    /// Takes a deployment out of service. Waits for a resync in progress, which may have read
+    /// the deployment before it was deleted and would otherwise install it again.
+    pub async fn remove(&self, deployment: &str) {
+        let _guard = self.sync_lock.lock().await;
         self.live.write().expect("live lock").remove(deployment);
+    }
+
+    /// Installs routes built for a changed spec, after any resync in progress (which may have
+    /// read the old spec and would otherwise install it over the new one).
+    pub async fn install_synced(&self, routes: Routes) -> Arc<Routes> {
+        let _guard = self.sync_lock.lock().await;
+        self.install(routes)
     }
 
     /// Re-reads every deployment and re-resolves aliases, swapping routes whose versions moved.
