@@ -1,11 +1,13 @@
 """The agent, first part: under a written policy it opens an incident with its evidence when
-a monitor's dataset drift crosses the policy's threshold, notifies, and queues the declared
-retraining for a human; a validator's approval runs the retraining pipeline, tagged with the
+a monitor's dataset drift crosses the policy's threshold, notifies, starts a canary of the
+version the `challenger` alias names, and queues the declared retraining for a human; a validator's approval runs the retraining pipeline, tagged with the
 incident; every step is in the audit ledger. A worse canary is rolled back automatically and a
 good one stepped up and promoted, with zero failed requests throughout. A promotion the policy
 reserves for a human waits until a validator other than the version's creator approves it. The
-stop switch moves traffic to the fallback from the next request. Policies asking for what the
-agent cannot do yet are refused at startup."""
+stop switch moves traffic to the fallback from the next request. Every incident carries the
+rule-based analysis and, with a language model configured (here a local stand-in speaking the
+Anthropic Messages API), its advice, which adds no action. Policies that cannot work are refused
+at startup."""
 
 import os
 import subprocess
@@ -34,18 +36,56 @@ def wait(what, probe, timeout=30):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_drift_opens_an_incident_and_approved_retraining_runs(tmp_path):
+class StandIn:
+    """A local stand-in for the Anthropic Messages API: records each request, answers as the
+    service does."""
+
+    ANSWER = "Stand-in analysis: the shift is broad; retraining after review is proportionate."
+
+    def __init__(self):
+        import http.server
+        import json
+        import threading
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                seen.append((self.path, dict(self.headers), body))
+                answer = json.dumps({"id": "msg_1", "type": "message", "role": "assistant", "model": body.get("model"), "stop_reason": "end_turn",
+                                     "content": [{"type": "text", "text": StandIn.ANSWER}], "usage": {"input_tokens": 1, "output_tokens": 1}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_drift_opens_an_incident_and_approved_retraining_runs(tmp_path, monkeypatch):
+    import json
+
+    llm = StandIn()
+    monkeypatch.setenv("STEWARD_REASONER_API_KEY", "stand-in-key")
     german = REPO / "examples" / "credit" / "germancredit.csv"
     (tmp_path / "retrain.yaml").write_text(f"name: watched-retrain\ndata: {german}\ntrain: {{label: creditability, positive: bad, trees: 20}}\n"
                                            "steps:\n  - train: {}\n  - evaluate: {}\n  - register: {model: watched-retrained}\n")
     (tmp_path / "policy.yaml").write_text(
         "deployment: watched\n"
         "triggers:\n"
-        "  - {name: dataset-drift, metric: drift_share, above: 0.4, windows: 1, incident: data_drift, actions: [notify, retrain]}\n"
+        "  - {name: dataset-drift, metric: drift_share, above: 0.4, windows: 1, incident: data_drift, actions: [notify, retrain, start_canary]}\n"
         "approval: [retrain]\n"
         f"retrain: {{pipeline: {tmp_path / 'retrain.yaml'}}}\n"
     )
-    with own_server(tmp_path, "--policy", tmp_path / "policy.yaml") as base:
+    reasoner = ("--reasoner", "anthropic", "--reasoner-url", llm.url, "--reasoner-model", "claude-stand-in")
+    with own_server(tmp_path, "--policy", tmp_path / "policy.yaml", *reasoner) as base:
         x, y = make_classification(n_samples=3000, n_features=4, n_informative=3, n_redundant=0, random_state=2)
         x = x.astype(np.float32)
         model = GradientBoostingClassifier(n_estimators=10, random_state=0).fit(x[:1000], y[:1000])
@@ -53,6 +93,10 @@ def test_drift_opens_an_incident_and_approved_retraining_runs(tmp_path):
         mlflow.set_experiment("agent")
         with mlflow.start_run():
             info = mlflow.onnx.log_model(to_onnx(model, initial_types=[("input", FloatTensorType([None, 4]))]), name="model", registered_model_name="watched")
+        with mlflow.start_run():  # version 2, waiting as the challenger
+            other = GradientBoostingClassifier(n_estimators=12, random_state=1).fit(x[:1000], y[:1000])
+            mlflow.onnx.log_model(to_onnx(other, initial_types=[("input", FloatTensorType([None, 4]))]), name="model", registered_model_name="watched")
+        MlflowClient(base).set_registered_model_alias("watched", "challenger", "2")
         run = lambda *a: subprocess.run([steward_bin(), *map(str, a), "--tracking-uri", base], capture_output=True, text=True)
         assert run("deploy", "create", "watched", "--model", f"models:/watched/{info.registered_model_version}").returncode == 0
         pd.DataFrame(x[1000:2500], columns=[f"f{i}" for i in range(4)]).to_csv(tmp_path / "reference.csv", index=False)
@@ -78,7 +122,22 @@ def test_drift_opens_an_incident_and_approved_retraining_runs(tmp_path):
         actions = wait("two actions", lambda: [a for a in requests.get(f"{base}/api/steward/v1/agent/actions").json()["actions"] if a["status"] in ("pending", "done")] or None)
         pending = requests.get(f"{base}/api/steward/v1/agent/actions", params={"status": "pending"}).json()["actions"]
         assert [(a["kind"], a["incident_id"]) for a in pending] == [("retrain", incident["id"])], actions
+        wait("the canary", lambda: [a for a in requests.get(f"{base}/api/steward/v1/agent/actions", params={"status": "done"}).json()["actions"] if a["kind"] == "start_canary"])
+        canary = requests.get(f"{base}/api/steward/v1/deployments/watched").json()["deployment"]
+        assert canary["challenger"] == {"model": "models:/watched@challenger", "weight": 10}, canary
+        assert [r["version"] for r in canary["routes"] if r["role"] == "challenger"] == [2], canary
         wait("the notification", lambda: [a for a in requests.get(f"{base}/api/steward/v1/agent/actions", params={"status": "done"}).json()["actions"] if a["kind"] == "notify"])
+        # The analyses: the rules' at once, the language model's as advice; the advice adds no action.
+        analyses = wait("both analyses", lambda: (lambda a: a if len(a) == 2 else None)(requests.get(f"{base}/api/steward/v1/incidents").json()["incidents"][0]["analyses"]))
+        by_source = {a["source"]: a["text"] for a in analyses}
+        assert by_source["rules"].startswith("Data drift on watched: drift_share above 0.4 in 1 consecutive window(s)"), by_source
+        assert "Policy response (trigger 'dataset-drift'): notify (automatic under the policy); retrain (waits for a human's approval); start a canary (automatic under the policy)." in by_source["rules"]
+        assert by_source["llm:claude-stand-in"] == StandIn.ANSWER
+        ((path, headers, body),) = llm.seen
+        assert path == "/v1/messages" and headers["x-api-key"] == "stand-in-key" and headers["anthropic-version"] == "2023-06-01"
+        facts = json.loads(body["messages"][0]["content"])
+        assert body["model"] == "claude-stand-in" and facts["incident"]["evidence"]["metric"] == "drift_share" and facts["rule_based_analysis"] == by_source["rules"]
+        assert "cannot take or trigger any action" in body["system"]
         time.sleep(2.5)  # later ticks neither reopen the incident nor queue it again
         assert len(requests.get(f"{base}/api/steward/v1/incidents").json()["incidents"]) == 1
         assert len(requests.get(f"{base}/api/steward/v1/agent/actions", params={"status": "pending"}).json()["actions"]) == 1
@@ -92,24 +151,29 @@ def test_drift_opens_an_incident_and_approved_retraining_runs(tmp_path):
 
         done = wait("the retraining", lambda: [a for a in requests.get(f"{base}/api/steward/v1/agent/actions").json()["actions"] if a["kind"] == "retrain" and a["status"] in ("done", "failed")], timeout=60)
         assert done[0]["status"] == "done", done
+        assert "pipeline watched-retrain finished" in done[0]["outcome"] and done[0]["decision_reason"] == "drift confirmed on the dashboard", done
         client = MlflowClient(base)
         (version,) = client.search_model_versions("name = 'watched-retrained'")
         parent = client.get_run(client.get_run(version.run_id).data.tags["mlflow.parentRunId"])
         assert parent.data.tags["steward.trigger"] == f"agent incident {incident['id']}"
 
         ledger = [e["action"] for e in requests.get(f"{base}/api/steward/v1/audit").json()["entries"]]
-        for step in ["incident.open", "agent.action.pending", "agent.action.approved", "approval.approve", "agent.action.running", "agent.action.done"]:
+        for step in ["incident.open", "incident.analysis", "agent.action.pending", "agent.action.approved", "approval.approve", "agent.action.running", "agent.action.done"]:
             assert step in ledger, (step, ledger)
         assert requests.get(f"{base}/api/steward/v1/audit/verify").json()["intact"] is True
 
 
-def test_policies_asking_for_what_is_not_built_are_refused(tmp_path):
-    (tmp_path / "p.yaml").write_text("deployment: d\ntriggers:\n  - {name: t, metric: roc_auc, below: 0.7, incident: performance_decay, actions: [start_canary]}\n")
-    proc = subprocess.run([steward_bin(), "server", "--port", "0", "--policy", str(tmp_path / "p.yaml")], capture_output=True, text=True, timeout=20)
-    assert proc.returncode != 0 and "action 'start_canary' is not available yet" in proc.stderr
-    (tmp_path / "q.yaml").write_text("deployment: d\ntriggers:\n  - {name: t, metric: roc_auc, below: 0.7, above: 0.9, incident: performance_decay}\n")
-    proc = subprocess.run([steward_bin(), "server", "--port", "0", "--policy", str(tmp_path / "q.yaml")], capture_output=True, text=True, timeout=20)
-    assert proc.returncode != 0 and "exactly one of 'above' and 'below'" in proc.stderr
+def test_policies_that_cannot_work_are_refused_at_startup(tmp_path):
+    for policy, needle in [
+        ("deployment: d\ntriggers:\n  - {name: t, metric: roc_auc, below: 0.7, incident: performance_decay, actions: [retrain]}\n", "'retrain' needs `retrain: {pipeline: FILE}`"),
+        ("deployment: d\ntriggers:\n  - {name: t, metric: roc_auc, below: 0.7, incident: performance_decay, actions: [retrain]}\nretrain: {pipeline: /nowhere/p.yaml}\n", "retraining pipeline '/nowhere/p.yaml' does not exist"),
+        ("deployment: d\ntriggers:\n  - {name: t, metric: roc_auc, below: 0.7, above: 0.9, incident: performance_decay}\n", "exactly one of 'above' and 'below'"),
+    ]:
+        (tmp_path / "p.yaml").write_text(policy)
+        proc = subprocess.run([steward_bin(), "server", "--port", "0", "--policy", str(tmp_path / "p.yaml")], capture_output=True, text=True, timeout=20)
+        assert proc.returncode != 0 and needle in proc.stderr, (policy, proc.stderr)
+    proc = subprocess.run([steward_bin(), "server", "--port", "0", "--reasoner", "openai", "--reasoner-url", "http://127.0.0.1:9/v1", "--reasoner-model", "m"], capture_output=True, text=True, timeout=20)
+    assert proc.returncode != 0 and "--reasoner needs an agent policy" in proc.stderr, proc.stderr
 
 
 def test_canary_rolls_back_a_worse_challenger_and_promotes_a_good_one(tmp_path):

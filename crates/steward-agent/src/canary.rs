@@ -17,6 +17,9 @@ pub struct RouteStats {
     /// Once labels arrive.
     #[serde(default)]
     pub roc_auc: Option<f64>,
+    /// Rows whose label has arrived.
+    #[serde(default)]
+    pub labelled_rows: u64,
 }
 
 impl RouteStats {
@@ -38,11 +41,14 @@ pub struct CanaryPolicy {
     pub max_positive_rate_shift: f64,
     pub min_adverse_impact_ratio: Option<f64>,
     pub min_auc_delta: Option<f64>,
+    /// Labelled rows each route needs before a step is judged (0: judge without waiting for
+    /// labels). With it, no step passes on traffic alone: quality is always compared.
+    pub min_labelled_rows: u64,
 }
 
 impl Default for CanaryPolicy {
     fn default() -> Self {
-        Self { steps: vec![10, 50, 100], min_requests: 200, max_error_rate_increase: 0.01, max_latency_ratio: 1.5, max_positive_rate_shift: 0.1, min_adverse_impact_ratio: Some(0.8), min_auc_delta: Some(-0.01) }
+        Self { steps: vec![10, 50, 100], min_requests: 200, max_error_rate_increase: 0.01, max_latency_ratio: 1.5, max_positive_rate_shift: 0.1, min_adverse_impact_ratio: Some(0.8), min_auc_delta: Some(-0.01), min_labelled_rows: 0 }
     }
 }
 
@@ -66,6 +72,9 @@ pub fn judge_canary(p: &CanaryPolicy, c: &crate::CanaryState) -> CanaryVerdict {
     }
     // Without champion traffic to compare with, only the error gate can speak.
     let compared = champ.requests > 0;
+    if p.min_labelled_rows > 0 && (chal.labelled_rows < p.min_labelled_rows || (compared && champ.labelled_rows < p.min_labelled_rows)) {
+        return CanaryVerdict::Wait;
+    }
     if compared && champ.latency_p95_ms > 0.0 && chal.latency_p95_ms > champ.latency_p95_ms * p.max_latency_ratio {
         failures.push(format!("p95 latency {:.2} ms vs champion {:.2} ms", chal.latency_p95_ms, champ.latency_p95_ms));
     }
@@ -83,7 +92,11 @@ pub fn judge_canary(p: &CanaryPolicy, c: &crate::CanaryState) -> CanaryVerdict {
         failures.push(format!("ROC AUC {a:.4} vs champion {b:.4}"));
     }
     if failures.is_empty() {
-        CanaryVerdict::Pass(format!("challenger v{} passed every gate at {}% on {} requests", c.challenger_version, c.weight, chal.requests))
+        let quality = match (chal.roc_auc, champ.roc_auc) {
+            (Some(a), Some(b)) => format!(", ROC AUC {a:.4} vs champion {b:.4} on {} labelled rows", chal.labelled_rows),
+            _ => String::new(),
+        };
+        CanaryVerdict::Pass(format!("challenger v{} passed every gate at {}% on {} requests{quality}", c.challenger_version, c.weight, chal.requests))
     } else {
         CanaryVerdict::Fail(format!("challenger v{} failed at {}%: {}", c.challenger_version, c.weight, failures.join("; ")))
     }

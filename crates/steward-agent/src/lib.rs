@@ -6,6 +6,7 @@
 
 pub mod canary;
 pub mod policy;
+pub mod reason;
 
 use std::collections::BTreeMap;
 
@@ -216,7 +217,7 @@ canary: {steps: [10, 50, 100], min_requests: 100, max_error_rate_increase: 0.01,
     }
 
     fn stats(requests: u64, errors: u64, latency: f64, positive: f64, auc: Option<f64>) -> RouteStats {
-        RouteStats { requests, errors, latency_p95_ms: latency, positive_rate: positive, adverse_impact_ratio: Some(0.9), roc_auc: auc }
+        RouteStats { requests, errors, latency_p95_ms: latency, positive_rate: positive, adverse_impact_ratio: Some(0.9), roc_auc: auc, labelled_rows: if auc.is_some() { 150 } else { 0 } }
     }
 
     #[test]
@@ -247,6 +248,14 @@ canary: {steps: [10, 50, 100], min_requests: 100, max_error_rate_increase: 0.01,
             let got = decide(&Observations { points: vec![], canaries: vec![c] }, std::slice::from_ref(p), &state);
             assert_eq!(kinds(&got), want, "{name}");
         }
+        // With labels required, traffic alone does not pass a step; labels in, quality decides.
+        let mut labelled = auto.clone();
+        labelled.canary.min_labelled_rows = 100;
+        let unlabelled = Observations { points: vec![], canaries: vec![canary(10, stats(150, 0, 2.2, 0.22, None))] };
+        assert!(decide(&unlabelled, std::slice::from_ref(&labelled), &State::default()).is_empty());
+        let few = Observations { points: vec![], canaries: vec![canary(10, RouteStats { labelled_rows: 99, ..good.clone() })] };
+        assert!(decide(&few, std::slice::from_ref(&labelled), &State::default()).is_empty());
+        assert_eq!(kinds(&decide(&Observations { points: vec![], canaries: vec![canary(10, good.clone())] }, std::slice::from_ref(&labelled), &State::default())), vec!["step 50"]);
         // With approval required, promotion waits in the queue, and is not asked for twice.
         let p = [policy()];
         let obs = Observations { points: vec![], canaries: vec![canary(100, good.clone())] };

@@ -24,6 +24,7 @@
 //!   max_positive_rate_shift: 0.1
 //!   min_adverse_impact_ratio: 0.8
 //!   min_auc_delta: -0.01
+//!   min_labelled_rows: 300         # wait for labels: quality is compared at every step
 //! ```
 
 use std::fmt;

@@ -282,6 +282,17 @@ pub struct Incident {
     /// `open` or `closed`.
     pub status: String,
     pub opened: i64,
+    /// Written analyses, oldest first: the rule-based reasoner's (`rules`) and, when one is
+    /// configured, a language model's (`llm:MODEL`, advisory only).
+    #[serde(default)]
+    pub analyses: Vec<IncidentAnalysis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentAnalysis {
+    pub source: String,
+    pub text: String,
+    pub created: i64,
 }
 
 /// An action the agent took or queued. Status: `pending` (waiting for a human), `approved`,
@@ -300,5 +311,8 @@ pub struct AgentAction {
     pub decided_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision_reason: Option<String>,
+    /// What running it came to: its result, or why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
     pub updated: i64,
 }

@@ -7,9 +7,10 @@
 //! canary). Canaries of a policy's deployment are judged from each route's serving counters and
 //! logged answers since the last step: the agent steps the challenger's traffic, rolls it back
 //! at once when a gate fails, and promotes it — or queues the promotion for approval — after
-//! the last step. Triggers may also ask for `rollback`, `promote` and `pause` (the stop switch:
-//! all traffic to the fallback version). Starting a canary from a registered version comes
-//! with the next part of the agent.
+//! the last step. Triggers may also ask for `start_canary` (the `challenger` alias of the
+//! champion's model on the first traffic step), `rollback`, `promote` and `pause` (the stop
+//! switch: all traffic to the fallback version). Every incident gets a written analysis: the
+//! rule-based one at once, and a language model's advice when one is configured.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,19 +20,20 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde_json::Value;
-use steward_agent::{Action, ActionKind, CanaryState, Observations, Point, Policy, RouteStats, State, decide};
+use steward_agent::{reason, Action, ActionKind, CanaryState, Observations, Point, Policy, RouteStats, State, decide};
 use steward_core::audit::Audit;
-use steward_core::serving::{AgentAction, DeploymentSpec, Incident, ModelRef, RouteRole};
+use steward_core::serving::{AgentAction, Challenger, DeploymentSpec, Incident, ModelRef, MonitorMetric, PredictionRecord, RouteRole};
 use steward_core::{Error, Result};
 use steward_store::MetadataStore;
 
+use crate::reasoner::LlmReasoner;
 use crate::serving::Serving;
 use crate::serving::metrics::Snapshot;
-use crate::serving::monitor::{Outputs, answered};
+use crate::serving::monitor::{MonitorSpec, answered, judge, judge_labels};
 
-const TICK: Duration = Duration::from_secs(2);
+/// How often the agent looks, unless told otherwise.
+pub const TICK: Duration = Duration::from_secs(2);
 const ALL_KINDS: [ActionKind; 6] = [ActionKind::Notify, ActionKind::Retrain, ActionKind::StartCanary, ActionKind::Promote, ActionKind::Rollback, ActionKind::Pause];
-const AVAILABLE: [ActionKind; 5] = [ActionKind::Notify, ActionKind::Retrain, ActionKind::Rollback, ActionKind::Promote, ActionKind::Pause];
 
 fn agent_audit(what: &str) -> Audit {
     Audit::new("agent", Some(what.to_owned()), what.as_bytes())
@@ -48,16 +50,16 @@ fn kind_name(k: ActionKind) -> &'static str {
     }
 }
 
-/// Refuses policies that ask for what this agent cannot do yet, naming it.
+/// Refuses policies that ask for what they do not provide for, naming it.
 pub fn check(policies: &[Policy]) -> Result<()> {
     for p in policies {
         for t in &p.triggers {
             for a in &t.actions {
-                if !AVAILABLE.contains(a) {
-                    return Err(Error::invalid(format!("policy for '{}', trigger '{}': action '{}' is not available yet (available: notify, retrain, rollback, promote, pause)", p.deployment, t.name, kind_name(*a))));
-                }
                 if *a == ActionKind::Retrain && p.retrain.is_none() {
                     return Err(Error::invalid(format!("policy for '{}', trigger '{}': 'retrain' needs `retrain: {{pipeline: FILE}}`", p.deployment, t.name)));
+                }
+                if let Some(r) = p.retrain.as_ref().filter(|r| !std::path::Path::new(&r.pipeline).is_file()) {
+                    return Err(Error::invalid(format!("policy for '{}': retraining pipeline '{}' does not exist", p.deployment, r.pipeline)));
                 }
             }
         }
@@ -76,6 +78,10 @@ pub struct Agent {
     /// the agent first saw it; per step (and weight): the challenger's. The champion is compared
     /// over the whole canary (at 100% it gets no traffic), the challenger over the step.
     pub baselines: Mutex<Baselines>,
+    /// The optional language-model reasoner (advice only).
+    pub reasoner: Option<Arc<LlmReasoner>>,
+    /// How often it looks ([`TICK`] in the server).
+    pub tick: Duration,
 }
 
 #[derive(Default)]
@@ -96,7 +102,7 @@ impl Agent {
                 if let Err(e) = me.tick().await {
                     tracing::warn!("agent tick failed: {}", e.message());
                 }
-                tokio::time::sleep(TICK).await;
+                tokio::time::sleep(me.tick).await;
             }
         });
     }
@@ -128,7 +134,8 @@ impl Agent {
             }
         }
         let mut incident_of = std::collections::HashMap::new();
-        for action in decide(&Observations { points, canaries }, &self.policies, &state) {
+        let observations = Observations { points, canaries };
+        for action in decide(&observations, &self.policies, &state) {
             match action {
                 Action::OpenIncident { deployment, trigger, kind, evidence } => {
                     let id = uuid::Uuid::new_v4().simple().to_string();
@@ -140,9 +147,11 @@ impl Agent {
                         evidence: serde_json::to_value(&evidence).unwrap_or_default(),
                         status: "open".into(),
                         opened: now,
+                        analyses: Vec::new(),
                     };
                     self.store.open_incident(&agent_audit(&format!("{trigger} fired on {deployment}")), &incident).await?;
                     tracing::info!(deployment, trigger, incident = id, "incident opened");
+                    self.analyse(&id, &deployment, &trigger, &evidence, &observations.points).await?;
                     incident_of.insert((deployment, trigger), id);
                 }
                 Action::Execute { deployment, kind, reason, trigger } | Action::RequestApproval { deployment, kind, reason, trigger } => {
@@ -158,6 +167,7 @@ impl Agent {
                         requested: now,
                         decided_by: None,
                         decision_reason: None,
+                        outcome: None,
                         updated: now,
                     };
                     self.store.add_action(&agent_audit(&a.reason), &a).await?;
@@ -174,7 +184,7 @@ impl Agent {
                         Ok(()) => ("done", format!("challenger at {weight}%: {reason}")),
                         Err(e) => ("failed", e.message().to_owned()),
                     };
-                    let a = AgentAction { id: uuid::Uuid::new_v4().simple().to_string(), incident_id: None, deployment, kind: "canary_step".into(), status: status.into(), reason: note, requested: now, decided_by: None, decision_reason: None, updated: now };
+                    let a = AgentAction { id: uuid::Uuid::new_v4().simple().to_string(), incident_id: None, deployment, kind: "canary_step".into(), status: status.into(), reason: note, requested: now, decided_by: None, decision_reason: None, outcome: None, updated: now };
                     self.store.add_action(&agent_audit(&a.reason), &a).await?;
                 }
             }
@@ -208,7 +218,10 @@ impl Agent {
                     .await
                     .map_err(|e| format!("starting the pipeline: {e}"))?;
                 if out.status.success() {
-                    Ok(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("pipeline finished").to_owned())
+                    // The pipeline's step summaries: what was trained, evaluated, gated, registered.
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    let steps: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+                    Ok(if steps.is_empty() { "pipeline finished".into() } else { steps.join(" | ") })
                 } else {
                     Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
                 }
@@ -236,6 +249,33 @@ impl Agent {
                 .map(|()| format!("{} version {} is the champion", challenger.model, challenger.version))
                 .map_err(|e| e.message().to_owned())
             }
+            "start_canary" => {
+                let routes = self.serving.routes(&a.deployment).ok_or("the deployment is not loaded")?;
+                if routes.challenger.is_some() {
+                    return Err("a canary is already running".into());
+                }
+                let first = self.policies.iter().find(|p| p.deployment == a.deployment).and_then(|p| p.canary.steps.first().copied()).unwrap_or(10);
+                let model = routes.champion.model.clone();
+                self.change(&a.deployment, &a.reason, |spec| {
+                    spec.challenger = Some(Challenger { model: ModelRef::Alias { name: model.clone(), alias: "challenger".into() }, weight: u32::from(first) });
+                    Ok(())
+                })
+                .await
+                .map_err(|e| e.message().to_owned())?;
+                let routes = self.serving.routes(&a.deployment).ok_or("the deployment is not loaded")?;
+                match routes.challenger.as_ref().map(|c| c.version) {
+                    Some(v) if v == routes.champion.version => {
+                        // The alias names the champion itself: no canary to run.
+                        let _ = self.change(&a.deployment, "the challenger alias names the champion", |spec| {
+                            spec.challenger = None;
+                            Ok(())
+                        }).await;
+                        Err(format!("{model}@challenger is version {v}, the champion itself"))
+                    }
+                    Some(v) => Ok(format!("{model}@challenger (version {v}) at {first}%")),
+                    None => Err("the challenger did not load".into()),
+                }
+            }
             "pause" => self
                 .change(&a.deployment, &a.reason, |spec| {
                     spec.model = spec.fallback.take().ok_or_else(|| Error::invalid("the deployment has no fallback version"))?;
@@ -247,6 +287,33 @@ impl Agent {
                 .map_err(|e| e.message().to_owned()),
             other => Err(format!("action '{other}' is not available yet")),
         }
+    }
+
+    /// Writes the incident's rule-based analysis and, with a language model configured, asks it
+    /// for advice in the background (given the incident, the policy, the rule-based analysis and
+    /// the metric's recent windows); both are stored with the incident and in the ledger.
+    async fn analyse(&self, id: &str, deployment: &str, trigger: &str, evidence: &steward_agent::Evidence, points: &[Point]) -> Result<()> {
+        let Some((policy, t)) = self.policies.iter().find(|p| p.deployment == deployment).and_then(|p| p.triggers.iter().find(|t| t.name == trigger).map(|t| (p, t))) else { return Ok(()) };
+        let rules = reason::analyse(policy, t, evidence);
+        self.store.add_analysis(&agent_audit("rule-based analysis"), id, reason::RULES, &rules).await?;
+        let Some(llm) = self.reasoner.clone() else { return Ok(()) };
+        let mut recent: Vec<(i64, f64)> = points.iter().filter(|p| p.deployment == deployment && p.metric == evidence.metric && p.feature == evidence.feature).map(|p| (p.window_end, p.value)).collect();
+        recent.sort_by_key(|(t, _)| *t);
+        let recent = &recent[recent.len().saturating_sub(12)..];
+        let routes = self.serving.routes(deployment).map(|r| r.json(None));
+        let prompt = reason::prompt(policy, t, evidence, &rules, serde_json::json!({ "recent_windows": recent, "deployment": routes }));
+        let (store, id) = (self.store.clone(), id.to_owned());
+        tokio::spawn(async move {
+            match llm.ask(&prompt).await {
+                Ok(text) => {
+                    if let Err(e) = store.add_analysis(&agent_audit(&format!("advisory analysis by {}", llm.source())), &id, &llm.source(), &text).await {
+                        tracing::error!(incident = id, "storing the advisory analysis failed: {}", e.message());
+                    }
+                }
+                Err(e) => tracing::warn!(incident = id, "the language-model reasoner gave no analysis: {e}"),
+            }
+        });
+        Ok(())
     }
 
     /// Changes a deployment as `PATCH /api/steward/v1/deployments/NAME` would: models loaded
@@ -262,7 +329,8 @@ impl Agent {
     }
 
     /// The canary of a deployment, if it has a challenger: each route's requests, errors, p95
-    /// latency and positive rate since the agent first saw this step.
+    /// latency, positive rate, adverse impact ratio and (once labels arrive) ROC AUC since the
+    /// agent first saw this step.
     async fn canary(&self, deployment: &str, now: i64) -> Result<Option<CanaryState>> {
         let Some(routes) = self.serving.routes(deployment) else { return Ok(None) };
         let (Some(challenger), Some(spec)) = (routes.challenger.clone(), routes.spec.challenger.clone()) else { return Ok(None) };
@@ -276,20 +344,50 @@ impl Agent {
             (canary, step)
         };
         let (champ, chal) = (champ_now.since(&base_champ), chal_now.since(&base_chal));
-        // Positive (adverse) decisions per route, from the answers logged since the canary began
-        // (the champion's) and since the step (the challenger's).
-        let mut positives: HashMap<RouteRole, (usize, usize)> = HashMap::new();
+        // Each route's answers logged since the canary began (the champion's) or since the step
+        // (the challenger's), and those whose labels have arrived, judged as the deployment's
+        // monitor judges a window: positive rate and adverse impact ratio from the answers, ROC
+        // AUC from the labels (with the monitor's outputs, fairness and quality settings).
+        let monitor = self.store.monitors().await?.into_iter().find(|m| m.deployment == deployment).and_then(|m| serde_json::from_str::<MonitorSpec>(&m.spec).ok());
+        let from = |role: RouteRole| if role == RouteRole::Challenger { stepped } else { started };
+        let mut answers: HashMap<RouteRole, Vec<PredictionRecord>> = HashMap::new();
         for r in self.store.predictions(deployment, started, 20_000).await? {
-            if r.route == RouteRole::Challenger && r.time < stepped {
-                continue;
+            if r.time >= from(r.route) {
+                answers.entry(r.route).or_default().push(r);
             }
-            let labels = answered(&Outputs::default(), &serde_json::from_str(&r.outputs).unwrap_or(Value::Null), 0.5).labels;
-            let e = positives.entry(r.route).or_default();
-            e.0 += labels.iter().filter(|l| l.as_deref() == Some("1")).count();
-            e.1 += labels.len();
         }
-        let rate = |role| positives.get(&role).map_or(0.0, |(p, n)| if *n == 0 { 0.0 } else { *p as f64 / *n as f64 });
-        let stats = |s: &Snapshot, role| RouteStats { requests: s.requests, errors: s.failures, latency_p95_ms: s.p95_ms(), positive_rate: rate(role), adverse_impact_ratio: None, roc_auc: None };
+        let mut labelled: HashMap<RouteRole, Vec<(PredictionRecord, Value, i64)>> = HashMap::new();
+        for l in self.store.labelled_after(deployment, started, "", 20_000).await? {
+            if l.0.time >= from(l.0.route) {
+                labelled.entry(l.0.route).or_default().push(l);
+            }
+        }
+        let stats = |s: &Snapshot, role: RouteRole| {
+            let records = answers.get(&role).map(Vec::as_slice).unwrap_or_default();
+            let labels = labelled.get(&role).map(Vec::as_slice).unwrap_or_default();
+            let mut out = RouteStats { requests: s.requests, errors: s.failures, latency_p95_ms: s.p95_ms(), ..Default::default() };
+            let outputs = monitor.as_ref().map(|m| m.outputs.clone()).unwrap_or_default();
+            out.labelled_rows = labels.iter().map(|(r, _, _)| answered(&outputs, &serde_json::from_str(&r.outputs).unwrap_or(Value::Null), 0.5).rows() as u64).sum();
+            match &monitor {
+                Some(spec) => {
+                    let value = |metrics: &[MonitorMetric], name: &str| metrics.iter().find(|m| m.metric == name && m.feature.is_empty()).map(|m| m.value);
+                    if !records.is_empty() {
+                        let (m, _) = judge(deployment, spec, records, None);
+                        out.positive_rate = value(&m, "positive_rate").unwrap_or(0.0);
+                        out.adverse_impact_ratio = value(&m, "adverse_impact_ratio");
+                    }
+                    if !labels.is_empty() {
+                        out.roc_auc = value(&judge_labels(deployment, spec, labels).0, "roc_auc");
+                    }
+                }
+                None => {
+                    let answered: Vec<Option<String>> = records.iter().flat_map(|r| answered(&outputs, &serde_json::from_str(&r.outputs).unwrap_or(Value::Null), 0.5).labels).collect();
+                    let known = answered.iter().flatten().count();
+                    out.positive_rate = if known == 0 { 0.0 } else { answered.iter().flatten().filter(|l| *l == "1").count() as f64 / known as f64 };
+                }
+            }
+            out
+        };
         Ok(Some(CanaryState {
             deployment: deployment.to_owned(),
             challenger_version: challenger.version,

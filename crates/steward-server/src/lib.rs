@@ -11,6 +11,7 @@
 //! ```
 
 pub mod agent;
+pub mod reasoner;
 mod artifacts;
 mod auth;
 mod error;

@@ -195,6 +195,9 @@ pub trait DatasetStore: Send + Sync {
 pub trait AgentStore: Send + Sync {
     async fn open_incident(&self, audit: &Audit, incident: &Incident) -> Result<()>;
     /// Incidents, oldest first.
+    /// Stores an incident's written analysis from a source (`rules`, `llm:MODEL`); a second one
+    /// from the same source is refused.
+    async fn add_analysis(&self, audit: &Audit, incident_id: &str, source: &str, text: &str) -> Result<()>;
     async fn incidents(&self, deployment: Option<&str>) -> Result<Vec<Incident>>;
     async fn add_action(&self, audit: &Audit, action: &AgentAction) -> Result<()>;
     /// Actions (with this status), oldest first.

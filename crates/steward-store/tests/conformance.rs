@@ -467,6 +467,23 @@ async fn refused_batches_among_concurrent_ones_leave_nothing(store: Store) {
     assert!(store.verify_ledger().await.unwrap().is_ok());
 }
 
+async fn incidents_keep_one_analysis_per_source(store: Store) {
+    use steward_core::serving::Incident;
+    let incident = |id: &str, deployment: &str| Incident { id: id.into(), deployment: deployment.into(), trigger: "t".into(), kind: "data_drift".into(), evidence: serde_json::json!({"metric": "drift_share"}), status: "open".into(), opened: 1, analyses: vec![] };
+    store.open_incident(&who(), &incident("i1", "credit")).await.unwrap();
+    store.open_incident(&who(), &incident("i2", "fraud")).await.unwrap();
+    store.add_analysis(&who(), "i1", "rules", "drift on credit").await.unwrap();
+    store.add_analysis(&who(), "i1", "llm:m", "advice").await.unwrap();
+    assert_eq!(store.add_analysis(&who(), "i1", "rules", "again").await.unwrap_err().code(), ErrorCode::ResourceAlreadyExists);
+    assert_eq!(store.add_analysis(&who(), "nope", "rules", "x").await.unwrap_err().code(), ErrorCode::ResourceDoesNotExist);
+    let credit = store.incidents(Some("credit")).await.unwrap();
+    let texts: Vec<(&str, &str)> = credit[0].analyses.iter().map(|a| (a.source.as_str(), a.text.as_str())).collect();
+    assert_eq!(texts.len(), 2);
+    assert!(texts.contains(&("rules", "drift on credit")) && texts.contains(&("llm:m", "advice")));
+    assert!(store.incidents(None).await.unwrap().iter().find(|i| i.id == "i2").unwrap().analyses.is_empty());
+    assert!(store.verify_ledger().await.unwrap().is_ok());
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -495,4 +512,5 @@ conformance!(
     every_mutation_appends_one_chained_ledger_entry,
     concurrent_mutations_keep_one_unbroken_chain,
     refused_batches_among_concurrent_ones_leave_nothing,
+    incidents_keep_one_analysis_per_source,
 );

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 mod data;
+mod demo;
 mod deploy;
 mod pipeline;
 mod remote;
@@ -59,6 +60,9 @@ enum Command {
     /// Monitor deployments: drift windows, metrics, alerts
     #[command(subcommand)]
     Monitor(data::MonitorCommand),
+    /// The flagship scenario end to end on the embedded default: train, deploy, drift, detect,
+    /// retrain, canary, promote, with the incident timeline and a verified audit ledger
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Subcommand)]
@@ -175,6 +179,17 @@ struct ServerArgs {
     /// and which of them wait for approval
     #[arg(long = "policy")]
     policies: Vec<std::path::PathBuf>,
+    /// A language model that writes advisory incident analyses beside the rule-based ones:
+    /// `anthropic` (Messages API) or `openai` (any OpenAI-compatible chat endpoint: vLLM, Ollama)
+    #[arg(long, value_parser = ["anthropic", "openai"], requires_all = ["reasoner_url", "reasoner_model"])]
+    reasoner: Option<String>,
+    /// The reasoner's base URL: https://api.anthropic.com, or an OpenAI-compatible base such as
+    /// https://api.openai.com/v1 or http://127.0.0.1:11434/v1 (the key: STEWARD_REASONER_API_KEY)
+    #[arg(long, requires = "reasoner")]
+    reasoner_url: Option<String>,
+    /// The reasoner's model name
+    #[arg(long, requires = "reasoner")]
+    reasoner_model: Option<String>,
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
@@ -221,6 +236,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         policies.push(serde_norway::from_str::<steward_agent::Policy>(&text).with_context(|| format!("{} is not a valid policy", path.display()))?);
     }
     steward_server::agent::check(&policies).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    anyhow::ensure!(args.reasoner.is_none() || !policies.is_empty(), "--reasoner needs an agent policy (--policy FILE): the reasoner writes the agent's incident analyses");
     if !policies.is_empty() {
         for p in &policies {
             println!("  agent policy:   {} ({} triggers)", p.deployment, p.triggers.len());
@@ -228,7 +244,15 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     }
     let state = steward_server::AppState::new(store.clone(), artifacts).with_auth(auth).with_protected_aliases(args.protected_aliases);
     if !policies.is_empty() {
-        steward_server::agent::Agent { store, serving: state.serving.clone(), policies, url: format!("http://{shown}"), exe: std::env::current_exe()?, baselines: Default::default() }.start();
+        let reasoner = match (&args.reasoner, &args.reasoner_url, &args.reasoner_model) {
+            (Some(api), Some(url), Some(model)) => {
+                let api = steward_server::reasoner::Api::parse(api).context("--reasoner")?;
+                println!("  reasoner:       {model} at {url} (advisory)");
+                Some(std::sync::Arc::new(steward_server::reasoner::LlmReasoner::new(api, url, model, std::env::var("STEWARD_REASONER_API_KEY").ok())))
+            }
+            _ => None,
+        };
+        steward_server::agent::Agent { store, serving: state.serving.clone(), policies, url: format!("http://{shown}"), exe: std::env::current_exe()?, baselines: Default::default(), reasoner, tick: steward_server::agent::TICK }.start();
     }
     steward_server::serve(listener, state, shutdown).await?;
     Ok(())
@@ -380,6 +404,7 @@ fn main() -> ExitCode {
             Command::Pipeline(cmd) => pipeline::run(cmd).await,
             Command::Train(args) => train::train(args).map(|()| ExitCode::SUCCESS),
             Command::Monitor(cmd) => data::monitor(cmd).await.map(|()| ExitCode::SUCCESS),
+            Command::Demo(args) => demo::run(args).await,
         }
     });
     match result {

@@ -215,7 +215,10 @@ struct Pipeline {
     t: Tracking,
     spec: Spec,
     dir: PathBuf,
+    /// The snapshot every step reads.
     data: PathBuf,
+    /// The file it was taken from.
+    source: PathBuf,
     fingerprint: String,
     experiment: String,
     parent: String,
@@ -238,7 +241,7 @@ impl Pipeline {
             "run_id": run,
             "datasets": [{
                 "tags": [{ "key": "mlflow.data.context", "value": "training" }],
-                "dataset": { "name": name, "digest": &self.fingerprint[..32], "source_type": "local", "source": self.data.display().to_string(), "schema": schema, "profile": profile },
+                "dataset": { "name": name, "digest": &self.fingerprint[..32], "source_type": "local", "source": self.source.display().to_string(), "schema": schema, "profile": profile },
             }],
         });
         self.t.post("runs/log-inputs", body).await.map(|_| ())
@@ -363,7 +366,10 @@ impl Pipeline {
                 self.t.log(&model_run, &[], &values, &[]).await?;
                 self.t.upload(&artifacts, "evaluation.json", serde_json::to_vec_pretty(&report)?).await?;
                 self.t.finish(&run, None).await?;
-                let summary = format!("holdout ROC AUC {:.4}", metric(&metrics, "roc_auc").unwrap_or(f64::NAN));
+                let mut summary = format!("holdout ROC AUC {:.4}", metric(&metrics, "roc_auc").unwrap_or(f64::NAN));
+                if let Some((_, b)) = extra.iter().find(|(n, _)| *n == "champion_roc_auc") {
+                    summary.push_str(&format!(" (the champion {b:.4} on the same rows)"));
+                }
                 state.metrics = Some(metrics);
                 Ok(summary)
             }
@@ -500,6 +506,24 @@ impl Pipeline {
     }
 }
 
+/// A private directory removed when the pipeline ends, however it ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> anyhow::Result<Self> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("steward-pipeline-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -511,14 +535,19 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<std::process::ExitCode>
     anyhow::ensure!(!spec.steps.is_empty(), "{}: the pipeline has no steps", file.display());
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-    let data = if spec.data.is_absolute() { spec.data.clone() } else { dir.join(&spec.data) };
+    let source = if spec.data.is_absolute() { spec.data.clone() } else { dir.join(&spec.data) };
+    // Every step reads one snapshot of the data, so a file rewritten while the pipeline runs
+    // (a warehouse export, say) cannot make the fingerprint and the rows trained on disagree.
+    let scratch = Scratch::new()?;
+    let data = scratch.0.join(source.file_name().context("the pipeline's data is not a file")?);
+    std::fs::copy(&source, &data).with_context(|| format!("reading {}", source.display()))?;
     let fingerprint = crate::data::fingerprint(&data)?;
     let t = Tracking { http: reqwest::Client::new(), base: crate::remote::base(&tracking_uri)? };
     let experiment = t.experiment(spec.experiment.as_deref().unwrap_or(&spec.name)).await?;
     let (parent, _) = t
         .start(&experiment, &format!("{}-pipeline", spec.name), &[("steward.pipeline", &spec.name), ("steward.dataset.fingerprint", &format!("sha256:{fingerprint}")), ("steward.trigger", &trigger)])
         .await?;
-    println!("pipeline {} (run {parent}) on {} (sha256:{})", spec.name, data.display(), &fingerprint[..16]);
+    println!("pipeline {} (run {parent}) on {} (sha256:{})", spec.name, source.display(), &fingerprint[..16]);
     let dataset = spec.dataset.clone().unwrap_or_else(|| data.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into()));
     let registered = match crate::data::register(&t.http, &t.base, &data, &dataset).await {
         Ok(r) => r,
@@ -531,7 +560,7 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<std::process::ExitCode>
     let version = registered["dataset_version"]["version"].clone();
     t.log(&parent, &[], &[], &[("steward.dataset", format!("{dataset}/{version}"))]).await?;
     println!("  dataset {dataset} version {version}{}", if registered["created"] == json!(true) { "" } else { " (already registered)" });
-    let p = Pipeline { t, spec, dir, data, fingerprint, experiment, parent, tracking_uri };
+    let p = Pipeline { t, spec, dir, data, source, fingerprint, experiment, parent, tracking_uri };
     let mut state = State::default();
     for (i, step) in p.spec.steps.iter().enumerate() {
         match p.step(i, step, &mut state).await {

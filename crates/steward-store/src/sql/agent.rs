@@ -5,13 +5,13 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use steward_core::audit::Audit;
-use steward_core::serving::{AgentAction, Incident};
+use steward_core::serving::{AgentAction, Incident, IncidentAnalysis};
 use steward_core::{Error, Result};
 
 use super::{Bind, SqlStore, append, db_error, now_ms};
 use crate::AgentStore;
 
-const ACTION_COLUMNS: &str = "id, incident_id, deployment, kind, status, reason, requested, decided_by, decision_reason, updated";
+const ACTION_COLUMNS: &str = "id, incident_id, deployment, kind, status, reason, requested, decided_by, decision_reason, updated, outcome";
 
 fn action(r: &AnyRow) -> AgentAction {
     AgentAction {
@@ -25,6 +25,7 @@ fn action(r: &AnyRow) -> AgentAction {
         decided_by: r.get(7),
         decision_reason: r.get(8),
         updated: r.get(9),
+        outcome: r.get(10),
     }
 }
 
@@ -52,6 +53,12 @@ impl AgentStore for SqlStore {
             Some(d) => self.rows(format!("SELECT {cols} FROM incidents WHERE deployment = $1 ORDER BY opened, id"), vec![Bind::from(d)]).await?,
             None => self.rows(format!("SELECT {cols} FROM incidents ORDER BY opened, id"), vec![]).await?,
         };
+        let analyses = match deployment {
+            Some(d) => {
+                self.rows("SELECT a.incident_id, a.source, a.body, a.created FROM incident_analyses a JOIN incidents i ON i.id = a.incident_id WHERE i.deployment = $1 ORDER BY a.created, a.source".into(), vec![Bind::from(d)]).await?
+            }
+            None => self.rows("SELECT incident_id, source, body, created FROM incident_analyses ORDER BY created, source".into(), vec![]).await?,
+        };
         rows.iter()
             .map(|r| {
                 Ok(Incident {
@@ -62,9 +69,40 @@ impl AgentStore for SqlStore {
                     evidence: serde_json::from_str(&r.get::<String, _>(4)).map_err(|e| Error::internal(format!("stored evidence: {e}")))?,
                     status: r.get(5),
                     opened: r.get(6),
+                    analyses: Vec::new(),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()
+            .map(|mut incidents| {
+                for r in &analyses {
+                    let id: String = r.get(0);
+                    if let Some(i) = incidents.iter_mut().find(|i| i.id == id) {
+                        i.analyses.push(IncidentAnalysis { source: r.get(1), text: r.get(2), created: r.get(3) });
+                    }
+                }
+                incidents
+            })
+    }
+
+    async fn add_analysis(&self, audit: &Audit, incident_id: &str, source: &str, text: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let known = sqlx::query("SELECT 1 FROM incidents WHERE id = $1").bind(incident_id).fetch_optional(&mut *tx).await.map_err(db_error)?;
+        if known.is_none() {
+            return Err(Error::not_found(format!("incident '{incident_id}' does not exist")));
+        }
+        let inserted = sqlx::query("INSERT INTO incident_analyses (incident_id, source, body, created) VALUES ($1, $2, $3, $4) ON CONFLICT (incident_id, source) DO NOTHING")
+            .bind(incident_id)
+            .bind(source)
+            .bind(text)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if inserted.rows_affected() == 0 {
+            return Err(Error::already_exists(format!("incident '{incident_id}' already has an analysis from '{source}'")));
+        }
+        append(&mut tx, audit, "incident.analysis", "incident", incident_id).await?;
+        tx.commit().await
     }
 
     async fn add_action(&self, audit: &Audit, a: &AgentAction) -> Result<()> {
@@ -120,14 +158,13 @@ impl AgentStore for SqlStore {
 
     async fn mark_action(&self, audit: &Audit, id: &str, status: &str, note: &str) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE agent_actions SET status = $1, decision_reason = COALESCE(decision_reason, $2), updated = $3 WHERE id = $4")
-            .bind(status)
-            .bind(note)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        // An empty note keeps the outcome recorded so far.
+        let query = if note.is_empty() {
+            sqlx::query("UPDATE agent_actions SET status = $1, updated = $2 WHERE id = $3").bind(status).bind(now_ms()).bind(id)
+        } else {
+            sqlx::query("UPDATE agent_actions SET status = $1, updated = $2, outcome = $4 WHERE id = $3").bind(status).bind(now_ms()).bind(id).bind(note)
+        };
+        query.execute(&mut *tx).await.map_err(db_error)?;
         append(&mut tx, audit, &format!("agent.action.{status}"), "agent_action", id).await?;
         tx.commit().await
     }

@@ -24,6 +24,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 9, name: "label_windows", sql: include_str!("../../migrations/sqlite/0009_label_windows.sql") },
     Migration { version: 10, name: "datasets", sql: include_str!("../../migrations/sqlite/0010_datasets.sql") },
     Migration { version: 11, name: "agent", sql: include_str!("../../migrations/sqlite/0011_agent.sql") },
+    Migration { version: 12, name: "incident_analyses", sql: include_str!("../../migrations/sqlite/0012_incident_analyses.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -38,6 +39,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 9, name: "label_windows", sql: include_str!("../../migrations/postgres/0009_label_windows.sql") },
     Migration { version: 10, name: "datasets", sql: include_str!("../../migrations/postgres/0010_datasets.sql") },
     Migration { version: 11, name: "agent", sql: include_str!("../../migrations/postgres/0011_agent.sql") },
+    Migration { version: 12, name: "incident_analyses", sql: include_str!("../../migrations/postgres/0012_incident_analyses.sql") },
 ];
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
