@@ -25,7 +25,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
-from support import steward_bin  # noqa: E402
+from support import start_steward, steward_bin, stop  # noqa: E402,F401
 
 
 
@@ -40,26 +40,6 @@ def create_postgres_database(server_url: str) -> str:
         check=True, capture_output=True,
     )
     return f"{server_url.rstrip('/')}/{name}"
-
-
-def start_steward(backend: str, artifacts: str, extra_env=None, flags=()):
-    """Starts `steward server` on a free port; returns (process, url)."""
-    env = dict(os.environ, **(extra_env or {}))
-    proc = subprocess.Popen(
-        [steward_bin(), "server", "--port", "0", "--backend-store-uri", backend, "--artifacts-destination", artifacts, *map(str, flags)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-    line = proc.stdout.readline()
-    m = re.search(r"http://[\d.]+:\d+", line)
-    if not m:
-        proc.kill()
-        raise RuntimeError(f"steward server did not start: {line!r} {proc.stderr.read()}")
-    return proc, m.group(0)
-
-
-def stop(proc):
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def fresh_backend(data: Path) -> str:

@@ -72,6 +72,25 @@ pub fn ensure_postgres() -> anyhow::Result<()> {
     bail!("PostgreSQL did not come up on 127.0.0.1:5432")
 }
 
+/// Debian's Chromium for the web UI's browser tests: the installed one, else installed now
+/// with apt (the machine's package manager; refreshing its index once if the first try fails).
+pub fn ensure_chromium() -> anyhow::Result<PathBuf> {
+    let path = PathBuf::from(std::env::var("STEWARD_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    if path.is_file() {
+        return Ok(path);
+    }
+    step("installing Debian's chromium for the browser tests");
+    let install = || Command::new("apt-get").args(["install", "-y", "-q", "--no-install-recommends", "chromium"]).env("DEBIAN_FRONTEND", "noninteractive").status().is_ok_and(|s| s.success());
+    if !install() {
+        run(Command::new("apt-get").args(["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+        if !install() {
+            bail!("apt-get could not install chromium");
+        }
+    }
+    anyhow::ensure!(path.is_file(), "chromium was installed but {} is missing", path.display());
+    Ok(path)
+}
+
 fn psql(sql: &str) -> anyhow::Result<String> {
     output(Command::new("psql").args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", "postgres", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql]))
 }

@@ -75,6 +75,16 @@ fn ci() -> anyhow::Result<()> {
         };
         env::run(&mut cmd)?;
     }
+    let chromium = env::ensure_chromium()?;
+    env::step("the flagship demo, model documents and the web UI in headless Chromium");
+    env::run(
+        std::process::Command::new(venv.join("bin/python"))
+            .args(["-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "tests/e2e"])
+            .current_dir(&root)
+            .env("STEWARD_BIN", &bin)
+            .env("STEWARD_CHROMIUM", &chromium)
+            .env("STEWARD_UI_SCREENSHOTS", env::target_dir().join("ui-screenshots")),
+    )?;
     for (label, dir) in [("runtime conformance matrix against onnxruntime", "tests/runtime"), ("statistics cross-check against scipy, scikit-learn, Fairlearn", "tests/stats")] {
         env::step(label);
         env::run(std::process::Command::new(venv.join("bin/python")).args(["-m", "pytest", "-q", "-p", "no:cacheprovider", dir]).current_dir(&root).env("STEWARD_BIN", &bin))?;

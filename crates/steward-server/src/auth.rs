@@ -25,7 +25,8 @@ pub enum AuthMode {
 }
 
 fn is_public(path: &str) -> bool {
-    matches!(path, "/health" | "/version" | "/api/3.0/mlflow/server-info" | "/ajax-api/3.0/mlflow/server-info" | "/metrics" | "/v2/health/live" | "/v2/health/ready")
+    // The UI's page, script and style carry no data: its views call the API with credentials.
+    matches!(path, "/" | "/ui/app.js" | "/ui/app.css" | "/health" | "/version" | "/api/3.0/mlflow/server-info" | "/ajax-api/3.0/mlflow/server-info" | "/metrics" | "/v2/health/live" | "/v2/health/ready")
 }
 
 /// What a request needs, from its method and path: reads are GETs and the POSTs that only

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod agent;
+pub mod documents;
 pub mod reasoner;
 mod artifacts;
 mod auth;
@@ -18,6 +19,7 @@ mod error;
 mod registry;
 mod request;
 pub mod serving;
+mod ui;
 mod steward_api;
 mod tracking;
 mod wire;
@@ -53,6 +55,8 @@ pub struct AppState {
     pub protected_aliases: Arc<Vec<String>>,
     /// Live deployments, the prediction log and serving metrics.
     pub serving: Arc<serving::Serving>,
+    /// The agent's policies (shown in model documents as the declared retraining changes).
+    pub policies: Arc<Vec<steward_agent::Policy>>,
 }
 
 impl AppState {
@@ -64,7 +68,13 @@ impl AppState {
             artifacts,
             auth: AuthMode::Open,
             protected_aliases: Arc::new(steward_core::access::DEFAULT_PROTECTED_ALIASES.iter().map(|a| a.to_string()).collect()),
+            policies: Arc::new(Vec::new()),
         }
+    }
+
+    pub fn with_policies(mut self, policies: Vec<steward_agent::Policy>) -> Self {
+        self.policies = Arc::new(policies);
+        self
     }
 
     pub fn with_auth(mut self, auth: AuthMode) -> Self {
@@ -161,6 +171,9 @@ async fn server_info(axum::extract::State(s): axum::extract::State<AppState>) ->
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(ui::index))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/app.css", get(ui::style))
         .route("/health", get(|| async { "OK" }))
         .route("/version", get(|| async { MLFLOW_COMPAT_VERSION }))
         .route("/api/3.0/mlflow/server-info", get(server_info))
@@ -174,6 +187,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/steward/v1/registry/models/{name}/history", get(registry::history))
         .route("/api/steward/v1/registry/models/{name}/aliases/{alias}", get(registry::alias_at))
         .route("/api/steward/v1/registry/models/{name}/versions/{version}/lineage", get(steward_api::model_lineage))
+        .route("/api/steward/v1/registry/models/{name}/versions/{version}/documents/{kind}", get(documents::get))
         .route("/api/steward/v1/incidents", get(steward_api::incidents))
         .route("/api/steward/v1/agent/actions", get(steward_api::agent_actions))
         .route("/api/steward/v1/agent/actions/{id}/decision", axum::routing::post(steward_api::decide_action))

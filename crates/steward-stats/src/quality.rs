@@ -240,3 +240,39 @@ pub fn estimate(probabilities: &[f64], threshold: f64) -> Result<Estimate, Stats
     });
     Ok(Estimate { rows: probabilities.len(), accuracy, roc_auc })
 }
+
+/// A confidence interval for ROC AUC from the AUC and the class counts alone (Hanley & McNeil,
+/// 1982, "The meaning and use of the area under a ROC curve", Radiology 143: the standard error
+/// under their exponential approximation), clipped to 0..1. `z` is the normal quantile (1.96
+/// for 95%).
+pub fn auc_interval(auc: f64, positives: u64, negatives: u64, z: f64) -> Result<(f64, f64), StatsError> {
+    if !(0.0..=1.0).contains(&auc) {
+        return Err(StatsError::Value(format!("ROC AUC must be within 0..1, got {auc}")));
+    }
+    if positives == 0 || negatives == 0 {
+        return Err(StatsError::Empty("an AUC interval (positives and negatives)".into()));
+    }
+    let (n1, n2) = (positives as f64, negatives as f64);
+    let q1 = auc / (2.0 - auc);
+    let q2 = 2.0 * auc * auc / (1.0 + auc);
+    let variance = (auc * (1.0 - auc) + (n1 - 1.0) * (q1 - auc * auc) + (n2 - 1.0) * (q2 - auc * auc)) / (n1 * n2);
+    let se = variance.max(0.0).sqrt();
+    Ok(((auc - z * se).max(0.0), (auc + z * se).min(1.0)))
+}
+
+#[cfg(test)]
+mod interval_tests {
+    use super::auc_interval;
+
+    #[test]
+    fn hanley_mcneil_standard_error() {
+        // Their formula worked by hand (Python, outside this code): A = 0.8 with 50 positives
+        // and 50 negatives gives SE 0.044502; A = 0.9, 0.032124.
+        let (lo, hi) = auc_interval(0.8, 50, 50, 1.0).unwrap();
+        assert!(((hi - lo) / 2.0 - 0.044502).abs() < 1e-6, "{lo} {hi}");
+        let (lo, hi) = auc_interval(0.9, 50, 50, 1.0).unwrap();
+        assert!(((hi - lo) / 2.0 - 0.032124).abs() < 1e-6, "{lo} {hi}");
+        assert!(auc_interval(0.8, 0, 10, 1.96).is_err() && auc_interval(1.2, 5, 5, 1.96).is_err());
+        assert_eq!(auc_interval(1.0, 10, 10, 1.96).unwrap().1, 1.0);
+    }
+}

@@ -284,7 +284,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
     let artifacts = steward_store::ArtifactStore::open(&dir.join("artifacts").display().to_string())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
     let url = format!("http://{}", listener.local_addr()?);
-    let state = steward_server::AppState::new(store.clone(), artifacts);
+    let state = steward_server::AppState::new(store.clone(), artifacts).with_policies(vec![policy.clone()]);
     steward_server::agent::Agent { store, serving: state.serving.clone(), policies: vec![policy], url: url.clone(), exe: std::env::current_exe()?, baselines: Default::default(), reasoner: None, tick: AGENT_TICK }.start();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(steward_server::serve(listener, state, async {
@@ -405,11 +405,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
             (None, n) => println!("  {what:<45} n/a ({n} labelled applications)"),
         }
     }
+    // The validation report (SR 11-7) of the version serving at the end, from the server's records.
+    let serving_version = story.challenger.filter(|_| story.promoted).unwrap_or(1);
+    let validation = dir.join(format!("validation-report-v{serving_version}.html"));
+    let page = http.get(steward(&format!("registry/models/credit-default/versions/{serving_version}/documents/validation-report"))).send().await?;
+    ensure!(page.status().is_success(), "the validation report could not be built (HTTP {})", page.status().as_u16());
+    std::fs::write(&validation, page.text().await?).with_context(|| format!("writing {}", validation.display()))?;
     let report = dir.join("demo-report.md");
     write_report(&report, &story, &incidents, &actions, &quality, verified, entries)?;
     println!();
     println!("audit ledger: {entries} entries, {}", if verified { "verified intact" } else { "BROKEN" });
-    println!("report: {}", report.display());
+    println!("incident report: {}", report.display());
+    println!("validation report (SR 11-7) of credit-default version {serving_version}: {}", validation.display());
     println!("check it yourself: steward audit verify --backend-store-uri {store_uri}");
     let summary = json!({
         "drift_onset": ONSET,
@@ -428,6 +435,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
         "seconds": clock.0.elapsed().as_secs_f64(),
         "data_dir": dir,
         "report": report,
+        "validation_report": validation,
     });
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&summary)?).with_context(|| format!("writing {}", path.display()))?;

@@ -69,6 +69,45 @@ enum Command {
 enum ReportCommand {
     /// Per-column data drift between a reference and a current table (Evidently's default tests)
     Drift(report::DriftArgs),
+    /// A model version's documentation from the server's records: the SR 11-7 validation report
+    /// (default), the model card or the EU AI Act Annex IV outline, as HTML or Markdown (.md)
+    Model(ModelReportArgs),
+}
+
+#[derive(clap::Args)]
+struct ModelReportArgs {
+    /// The registered model
+    name: String,
+    #[arg(long)]
+    version: i64,
+    /// Where to write it: .md for Markdown, anything else gets self-contained HTML
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_parser = ["validation-report", "model-card", "annex-iv"], default_value = "validation-report")]
+    document: String,
+    #[arg(long, env = "MLFLOW_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
+    tracking_uri: String,
+}
+
+/// Fetches a document the server builds and writes it.
+async fn model_report(args: ModelReportArgs) -> anyhow::Result<ExitCode> {
+    let base = remote::base(&args.tracking_uri)?;
+    let format = if args.out.extension().is_some_and(|e| e == "md") { "md" } else { "html" };
+    let url = format!("{base}/api/steward/v1/registry/models/{}/versions/{}/documents/{}", args.name, args.version, args.document);
+    let mut req = reqwest::Client::new().get(url).query(&[("format", format)]);
+    if let Ok(token) = std::env::var("MLFLOW_TRACKING_TOKEN") {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.send().await.context("contacting the steward server")?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["message"].as_str().map(str::to_owned)).unwrap_or(text);
+        anyhow::bail!("{message} (HTTP {})", status.as_u16());
+    }
+    std::fs::write(&args.out, text).with_context(|| format!("writing {}", args.out.display()))?;
+    println!("wrote the {} of {} version {} to {}", args.document.replace('-', " "), args.name, args.version, args.out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Subcommand)]
@@ -242,7 +281,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             println!("  agent policy:   {} ({} triggers)", p.deployment, p.triggers.len());
         }
     }
-    let state = steward_server::AppState::new(store.clone(), artifacts).with_auth(auth).with_protected_aliases(args.protected_aliases);
+    let state = steward_server::AppState::new(store.clone(), artifacts).with_auth(auth).with_protected_aliases(args.protected_aliases).with_policies(policies.clone());
     if !policies.is_empty() {
         let reasoner = match (&args.reasoner, &args.reasoner_url, &args.reasoner_model) {
             (Some(api), Some(url), Some(model)) => {
@@ -400,6 +439,7 @@ fn main() -> ExitCode {
             Command::Deploy(cmd) => deploy::run(cmd).await.map(|()| ExitCode::SUCCESS),
             Command::Stats(StatsCommand::Eval) => stats::run().map(|()| ExitCode::SUCCESS),
             Command::Report(ReportCommand::Drift(args)) => report::run(args).map(|()| ExitCode::SUCCESS),
+            Command::Report(ReportCommand::Model(args)) => model_report(args).await,
             Command::Data(cmd) => data::run(cmd).await,
             Command::Pipeline(cmd) => pipeline::run(cmd).await,
             Command::Train(args) => train::train(args).map(|()| ExitCode::SUCCESS),
