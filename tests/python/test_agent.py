@@ -232,6 +232,10 @@ def test_canary_rolls_back_a_worse_challenger_and_promotes_a_good_one(tmp_path):
         assert kinds.count(("canary_step", "done")) == 2 and ("promote", "done") in kinds, kinds
         ledger = [(e["action"], e["actor"]) for e in requests.get(f"{base}/api/steward/v1/audit").json()["entries"]]
         assert ledger.count(("deployment.update", "agent")) == 4, ledger  # rollback, two steps, promotion
+        # The two challengers a person put on the policy's deployment are recorded as overrides.
+        entries = requests.get(f"{base}/api/steward/v1/audit").json()["entries"]
+        manual = [e["reason"] for e in entries if e["entity_id"] == "canaried" and e["action"] == "deployment.update" and e["actor"] != "agent"]
+        assert len(manual) == 2 and all(r.startswith("manual override of the agent's policy for 'canaried'") for r in manual), manual
 
 
 def test_stop_switch_moves_traffic_to_the_fallback_at_once(server):

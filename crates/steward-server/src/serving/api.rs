@@ -81,9 +81,19 @@ pub async fn update(State(s): State<AppState>, Path(name): Path<String>, f: Fiel
     }
     spec.validate()?;
     let routes = s.serving.build(&spec).await?;
-    let stored = s.store.put_deployment(f.audit(), &spec, false).await?;
+    let stored = s.store.put_deployment(&as_override(&s, &name, f.audit()), &spec, false).await?;
     let routes = s.serving.install_synced(routes).await;
     Ok(Json(json!({ "deployment": routes.json(Some(&stored)) })))
+}
+
+/// The audit record of a person's change to a deployment an agent policy governs: recorded as
+/// a manual override, with the reason they gave.
+fn as_override(s: &AppState, name: &str, audit: &steward_core::audit::Audit) -> steward_core::audit::Audit {
+    let mut audit = audit.clone();
+    if audit.actor != "agent" && s.policies.iter().any(|p| p.deployment == name) {
+        audit.reason = Some(format!("manual override of the agent's policy for '{name}'{}", audit.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()));
+    }
+    audit
 }
 
 /// The version a deployment's champion route serves now, pinned.
@@ -103,7 +113,7 @@ pub async fn stop(State(s): State<AppState>, Path(name): Path<String>, f: Fields
     spec.challenger = None;
     let routes = s.serving.build(&spec).await?;
     let audit = steward_core::audit::Audit::new(f.audit().actor.clone(), Some(format!("stop switch: {reason}")), reason.as_bytes());
-    let stored = s.store.put_deployment(&audit, &spec, false).await?;
+    let stored = s.store.put_deployment(&as_override(&s, &name, &audit), &spec, false).await?;
     let routes = s.serving.install_synced(routes).await;
     Ok(Json(json!({ "deployment": routes.json(Some(&stored)) })))
 }
@@ -130,7 +140,7 @@ pub async fn get(State(s): State<AppState>, Path(name): Path<String>) -> ApiResu
 }
 
 pub async fn delete(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
-    s.store.delete_deployment(f.audit(), &name).await?;
+    s.store.delete_deployment(&as_override(&s, &name, f.audit()), &name).await?;
     s.serving.remove(&name).await;
     Ok(Json(json!({})))
 }
