@@ -19,7 +19,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
-from support import steward_bin  # noqa: E402
+from support import start_steward, steward_bin, stop  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

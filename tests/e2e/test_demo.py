@@ -54,6 +54,13 @@ def test_the_validation_report_has_every_section_with_the_scenarios_figures(demo
     assert "| auc-floor | roc_auc below 0.65 for 2 window(s) | performance_decay | retrain |" in md, md
     assert "ROC AUC per labelled window in production" in md and "| credit |" in md
     assert "verified intact" in md
+    # The canary the agent's retraining put on the deployment is the agent action's, not a
+    # person's override; the person's deployment of v1 came before the policy governed anything.
+    entries = requests.get(f"{base}/api/steward/v1/audit", params={"limit": 10000}).json()["entries"]
+    canary = [e for e in entries if e["entity_id"] == "credit" and e["action"] == "deployment.update" and e["actor"] != "agent"]
+    assert len(canary) == 1 and canary[0]["reason"].startswith("agent action ") and "(retrain)" in canary[0]["reason"], canary
+    forged = requests.patch(f"{base}/api/steward/v1/deployments/credit", json={"shadow": None, "steward_agent_action": "not-an-action"})
+    assert forged.status_code == 400 and "not-an-action" in forged.json()["message"], forged.text
     v1 = requests.get(f"{base}/api/steward/v1/registry/models/credit-default/versions/1/documents/validation-report", params={"format": "md"})
     assert v1.status_code == 200 and "demo: v1 validated and approved for production" in v1.text and "alias 'champion' set to this version" in v1.text, v1.text
     for kind, needle in [("model-card", "## Model details"), ("annex-iv", "2(f). Pre-determined changes (Art. 43(4))")]:

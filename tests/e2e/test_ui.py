@@ -54,7 +54,8 @@ def test_every_page_shows_the_scenario(demo, demo_server, browser):
     dom = page(browser, f"{base}/#/monitoring/credit", "monitoring")
     assert dom.count("<canvas") >= 4 and "data_drift" in dom and "drift_share" in dom
     dom = page(browser, f"{base}/#/incidents", "incidents")
-    assert "performance decay on credit" in dom and "Analysis (rules)" in dom and "retrain" in dom
+    assert "performance decay on credit" in dom and "Analysis (rules)" in dom
+    assert re.search(r"<tr><td[^>]*>[^<]*</td><td[^>]*>retrain</td><td[^>]*>done</td><td[^>]*>policy</td>", dom), "the retraining row of the incident's actions"
     dom = page(browser, f"{base}/#/approvals", "approvals")
     assert "Nothing waits for approval." in dom
     dom = page(browser, f"{base}/#/audit", "audit")
@@ -79,3 +80,26 @@ def test_a_run_comparison_with_100k_points(demo_server, browser):
     draw = float(re.search(r'data-draw-ms="([\d.]+)"', canvas).group(1))
     assert points == 100_000, canvas
     print(f"run comparison: {points} points fetched and drawn in {total:.0f} ms (drawing alone {draw:.0f} ms) in headless Chromium")
+
+
+def test_a_server_that_requires_a_token_asks_for_one(tmp_path, browser):
+    import subprocess
+
+    from conftest import start_steward, steward_bin, stop
+
+    backend = f"sqlite:///{tmp_path / 'steward.db'}"
+    subprocess.run([steward_bin(), "user", "create", "vera", "--role", "validator", "--backend-store-uri", backend], check=True, capture_output=True)
+    token = subprocess.run([steward_bin(), "token", "create", "--user", "vera", "--backend-store-uri", backend], check=True, capture_output=True, text=True).stdout.strip()
+    proc, base = start_steward(backend, str(tmp_path / "artifacts"))
+    try:
+        browser.open(f"{base}/#/experiments")
+        dom = browser.html()
+        # The refused API call is logged by the browser; nothing else may be.
+        assert not [e for e in browser.errors() if "401" not in e], browser.errors()
+        browser.screenshot(SHOTS / "sign-in.png")
+        assert "Sign in" in dom and "this server requires a token" in dom and "This page could not be loaded" not in dom
+        browser.evaluate(f"sessionStorage.setItem('steward-token', {token!r}); location.reload(); true")
+        browser.open(f"{base}/#/experiments")
+        assert "Default" in browser.html() and not browser.errors()
+    finally:
+        stop(proc)

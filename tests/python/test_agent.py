@@ -124,7 +124,7 @@ def test_drift_opens_an_incident_and_approved_retraining_runs(tmp_path, monkeypa
         assert [(a["kind"], a["incident_id"]) for a in pending] == [("retrain", incident["id"])], actions
         wait("the canary", lambda: [a for a in requests.get(f"{base}/api/steward/v1/agent/actions", params={"status": "done"}).json()["actions"] if a["kind"] == "start_canary"])
         canary = requests.get(f"{base}/api/steward/v1/deployments/watched").json()["deployment"]
-        assert canary["challenger"] == {"model": "models:/watched@challenger", "weight": 10}, canary
+        assert canary["challenger"] == {"model": "models:/watched/2", "weight": 10}, canary  # the alias's version, pinned
         assert [r["version"] for r in canary["routes"] if r["role"] == "challenger"] == [2], canary
         wait("the notification", lambda: [a for a in requests.get(f"{base}/api/steward/v1/agent/actions", params={"status": "done"}).json()["actions"] if a["kind"] == "notify"])
         # The analyses: the rules' at once, the language model's as advice; the advice adds no action.

@@ -72,7 +72,7 @@ pub fn judge_canary(p: &CanaryPolicy, c: &crate::CanaryState) -> CanaryVerdict {
     }
     // Without champion traffic to compare with, only the error gate can speak.
     let compared = champ.requests > 0;
-    if p.min_labelled_rows > 0 && (chal.labelled_rows < p.min_labelled_rows || (compared && champ.labelled_rows < p.min_labelled_rows)) {
+    if failures.is_empty() && p.min_labelled_rows > 0 && (chal.labelled_rows < p.min_labelled_rows || (compared && champ.labelled_rows < p.min_labelled_rows)) {
         return CanaryVerdict::Wait;
     }
     if compared && champ.latency_p95_ms > 0.0 && chal.latency_p95_ms > champ.latency_p95_ms * p.max_latency_ratio {

@@ -256,6 +256,9 @@ canary: {steps: [10, 50, 100], min_requests: 100, max_error_rate_increase: 0.01,
         let few = Observations { points: vec![], canaries: vec![canary(10, RouteStats { labelled_rows: 99, ..good.clone() })] };
         assert!(decide(&few, std::slice::from_ref(&labelled), &State::default()).is_empty());
         assert_eq!(kinds(&decide(&Observations { points: vec![], canaries: vec![canary(10, good.clone())] }, std::slice::from_ref(&labelled), &State::default())), vec!["step 50"]);
+        // Waiting for labels never holds back a rollback for errors.
+        let failing = Observations { points: vec![], canaries: vec![canary(10, stats(40, 5, 2.0, 0.2, None))] };
+        assert_eq!(kinds(&decide(&failing, std::slice::from_ref(&labelled), &State::default())), vec!["do Rollback"]);
         // With approval required, promotion waits in the queue, and is not asked for twice.
         let p = [policy()];
         let obs = Observations { points: vec![], canaries: vec![canary(100, good.clone())] };

@@ -7,8 +7,8 @@
 //! canary). Canaries of a policy's deployment are judged from each route's serving counters and
 //! logged answers since the last step: the agent steps the challenger's traffic, rolls it back
 //! at once when a gate fails, and promotes it — or queues the promotion for approval — after
-//! the last step. Triggers may also ask for `start_canary` (the `challenger` alias of the
-//! champion's model on the first traffic step), `rollback`, `promote` and `pause` (the stop
+//! the last step. Triggers may also ask for `start_canary` (the version the champion model's
+//! `challenger` alias names, pinned, on the first traffic step), `rollback`, `promote` and `pause` (the stop
 //! switch: all traffic to the fallback version). Every incident gets a written analysis: the
 //! rule-based one at once, and a language model's advice when one is configured.
 
@@ -151,7 +151,11 @@ impl Agent {
                     };
                     self.store.open_incident(&agent_audit(&format!("{trigger} fired on {deployment}")), &incident).await?;
                     tracing::info!(deployment, trigger, incident = id, "incident opened");
-                    self.analyse(&id, &deployment, &trigger, &evidence, &observations.points).await?;
+                    // An analysis that cannot be written must not keep the incident's actions from
+                    // being queued: the incident is open and its trigger will not fire again.
+                    if let Err(e) = self.analyse(&id, &deployment, &trigger, &evidence, &observations.points).await {
+                        tracing::error!(incident = id, "writing the incident's analysis failed: {}", e.message());
+                    }
                     incident_of.insert((deployment, trigger), id);
                 }
                 Action::Execute { deployment, kind, reason, trigger } | Action::RequestApproval { deployment, kind, reason, trigger } => {
@@ -214,6 +218,7 @@ impl Agent {
                 let trigger = format!("agent incident {}", a.incident_id.as_deref().unwrap_or("-"));
                 let out = tokio::process::Command::new(&self.exe)
                     .args(["pipeline", "run", &pipeline, "--tracking-uri", &self.url, "--trigger", &trigger])
+                    .env("STEWARD_AGENT_ACTION", &a.id)
                     .output()
                     .await
                     .map_err(|e| format!("starting the pipeline: {e}"))?;
@@ -250,31 +255,26 @@ impl Agent {
                 .map_err(|e| e.message().to_owned())
             }
             "start_canary" => {
+                // The version the champion model's `challenger` alias names now, pinned: a later
+                // alias move cannot swap an unvetted version into a running canary.
                 let routes = self.serving.routes(&a.deployment).ok_or("the deployment is not loaded")?;
-                if routes.challenger.is_some() {
-                    return Err("a canary is already running".into());
+                let model = routes.champion.model.clone();
+                let version = self.store.version_by_alias(&model, "challenger").await.map_err(|e| e.message().to_owned())?.version;
+                if version == routes.champion.version {
+                    return Err(format!("{model}@challenger is version {version}, the champion itself"));
                 }
                 let first = self.policies.iter().find(|p| p.deployment == a.deployment).and_then(|p| p.canary.steps.first().copied()).unwrap_or(10);
-                let model = routes.champion.model.clone();
+                let pinned = ModelRef::Version { name: model.clone(), version };
                 self.change(&a.deployment, &a.reason, |spec| {
-                    spec.challenger = Some(Challenger { model: ModelRef::Alias { name: model.clone(), alias: "challenger".into() }, weight: u32::from(first) });
+                    if spec.challenger.is_some() {
+                        return Err(Error::invalid("a canary is already running"));
+                    }
+                    spec.challenger = Some(Challenger { model: pinned, weight: u32::from(first) });
                     Ok(())
                 })
                 .await
-                .map_err(|e| e.message().to_owned())?;
-                let routes = self.serving.routes(&a.deployment).ok_or("the deployment is not loaded")?;
-                match routes.challenger.as_ref().map(|c| c.version) {
-                    Some(v) if v == routes.champion.version => {
-                        // The alias names the champion itself: no canary to run.
-                        let _ = self.change(&a.deployment, "the challenger alias names the champion", |spec| {
-                            spec.challenger = None;
-                            Ok(())
-                        }).await;
-                        Err(format!("{model}@challenger is version {v}, the champion itself"))
-                    }
-                    Some(v) => Ok(format!("{model}@challenger (version {v}) at {first}%")),
-                    None => Err("the challenger did not load".into()),
-                }
+                .map(|()| format!("{model} version {version} (the challenger alias) at {first}%"))
+                .map_err(|e| e.message().to_owned())
             }
             "pause" => self
                 .change(&a.deployment, &a.reason, |spec| {
@@ -350,17 +350,14 @@ impl Agent {
         // AUC from the labels (with the monitor's outputs, fairness and quality settings).
         let monitor = self.store.monitors().await?.into_iter().find(|m| m.deployment == deployment).and_then(|m| serde_json::from_str::<MonitorSpec>(&m.spec).ok());
         let from = |role: RouteRole| if role == RouteRole::Challenger { stepped } else { started };
+        // Each route read from its own start (at most 20,000 records each), so a long canary's
+        // champion history cannot crowd out the challenger's current step.
         let mut answers: HashMap<RouteRole, Vec<PredictionRecord>> = HashMap::new();
-        for r in self.store.predictions(deployment, started, 20_000).await? {
-            if r.time >= from(r.route) {
-                answers.entry(r.route).or_default().push(r);
-            }
-        }
         let mut labelled: HashMap<RouteRole, Vec<(PredictionRecord, Value, i64)>> = HashMap::new();
-        for l in self.store.labelled_after(deployment, started, "", 20_000).await? {
-            if l.0.time >= from(l.0.route) {
-                labelled.entry(l.0.route).or_default().push(l);
-            }
+        for role in [RouteRole::Champion, RouteRole::Challenger] {
+            let since = from(role);
+            answers.insert(role, self.store.predictions(deployment, since, 20_000).await?.into_iter().filter(|r| r.route == role).collect());
+            labelled.insert(role, self.store.labelled_after(deployment, since, "", 20_000).await?.into_iter().filter(|l| l.0.route == role && l.0.time >= since).collect());
         }
         let stats = |s: &Snapshot, role: RouteRole| {
             let records = answers.get(&role).map(Vec::as_slice).unwrap_or_default();

@@ -44,9 +44,14 @@ fn need(method: &Method, path: &str) -> Need {
     }
 }
 
-fn unauthenticated(message: &str) -> Response {
+/// 401 with MLflow's error body. The Basic challenge (`WWW-Authenticate`) is left out for
+/// scripted browser requests (`X-Requested-With`, which the web UI sends): a browser would
+/// otherwise put up its own password dialog instead of letting the page ask for a token.
+fn unauthenticated(req: &Request, message: &str) -> Response {
     let mut resp = ApiError(Error::new(ErrorCode::Unauthenticated, message)).into_response();
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"steward\""));
+    if !req.headers().contains_key("x-requested-with") {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"steward\""));
+    }
     resp
 }
 
@@ -74,19 +79,20 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
     let (token, claimed) = match credentials(&req) {
         None => {
             return unauthenticated(
+                &req,
                 "authentication required: send an API token as 'Authorization: Bearer TOKEN' (MLFLOW_TRACKING_TOKEN) or as the password of HTTP basic auth",
             );
         }
-        Some(Err(why)) => return unauthenticated(why),
+        Some(Err(why)) => return unauthenticated(&req, why),
         Some(Ok(c)) => c,
     };
     let principal = match s.store.authenticate(&token).await {
         Ok(Some(p)) => p,
-        Ok(None) => return unauthenticated("invalid API token"),
+        Ok(None) => return unauthenticated(&req, "invalid API token"),
         Err(e) => return ApiError(e).into_response(),
     };
     if claimed.as_deref().is_some_and(|u| u != principal.name) {
-        return unauthenticated("the token does not belong to the user name given");
+        return unauthenticated(&req, "the token does not belong to the user name given");
     }
     if let Err(e) = authorize(&principal, need(req.method(), req.uri().path())) {
         return ApiError(e).into_response();

@@ -309,6 +309,7 @@ impl Facts {
     fn stability(&self) -> Vec<Block> {
         let head = || vec!["Deployment".into(), "Windows".into(), "Min".into(), "Median".into(), "Max".into(), "Latest".into()];
         let mut out = Vec::new();
+        out.push(Block::P("Production windows of the deployments serving this model: each deployment's whole monitored history, whichever version it served at the time.".into()));
         for (metric, what) in [("drift_share", "Share of drifted features per monitoring window"), ("roc_auc", "ROC AUC per labelled window in production"), ("positive_rate", "Share predicted positive per window")] {
             let rows = self.series_summary(metric);
             if !rows.is_empty() {
@@ -316,7 +317,8 @@ impl Facts {
                 out.push(Block::Table(head(), rows));
             }
         }
-        if out.is_empty() {
+        if out.len() == 1 {
+            out.clear();
             out.push(Block::P("No production monitoring windows yet: stability will be measured once the version serves traffic under a monitor.".into()));
         }
         out

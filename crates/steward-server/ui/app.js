@@ -11,11 +11,18 @@ const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"
 function token() { return sessionStorage.getItem("steward-token"); }
 
 async function api(path, options = {}) {
-  const headers = Object.assign({ "Content-Type": "application/json" }, options.headers || {});
+  // X-Requested-With: a refused call comes back without a Basic challenge, so the browser shows
+  // no password dialog and the page asks for a token itself.
+  const headers = Object.assign({ "Content-Type": "application/json", "X-Requested-With": "steward-ui" }, options.headers || {});
   if (token()) headers.Authorization = "Bearer " + token();
   const res = await fetch(path, Object.assign({}, options, { headers }));
   const text = await res.text();
-  if (res.status === 401) { askToken(); throw new Error("this server requires a token"); }
+  if (res.status === 401) {
+    askToken();
+    const e = new Error("this server requires a token");
+    e.auth = true;
+    throw e;
+  }
   let body = null;
   try { body = text ? JSON.parse(text) : {}; } catch (e) { body = { message: text }; }
   if (!res.ok) throw new Error((body && body.message) || res.status + " " + res.statusText);
@@ -235,7 +242,18 @@ async function model(name) {
     api("/api/2.0/mlflow/model-versions/search" + q({ filter: "name='" + name.replace(/'/g, "\\'") + "'", max_results: 1000 })),
     api("/api/steward/v1/registry/models/" + encodeURIComponent(name) + "/history").catch(() => ({ events: [] })),
   ]);
-  const doc = (v, kind, label) => h("a", { href: "/api/steward/v1/registry/models/" + encodeURIComponent(name) + "/versions/" + v.version + "/documents/" + kind + "?format=html", target: "_blank" }, label);
+  // Documents open in a new tab; with a token, fetched with it and opened from memory.
+  const doc = (v, kind, label) => {
+    const url = "/api/steward/v1/registry/models/" + encodeURIComponent(name) + "/versions/" + v.version + "/documents/" + kind + "?format=html";
+    const open = async (e) => {
+      if (!token()) return;
+      e.preventDefault();
+      const res = await fetch(url, { headers: { Authorization: "Bearer " + token() } });
+      if (!res.ok) { showError(new Error("the document could not be built (HTTP " + res.status + ")")); return; }
+      window.open(URL.createObjectURL(await res.blob()), "_blank");
+    };
+    return h("a", { href: url, target: "_blank", onclick: open }, label);
+  };
   const versions = vs.model_versions || [];
   return [
     h("h1", {}, "Model " + name),
@@ -450,7 +468,8 @@ async function route() {
     $main.replaceChildren(...[nodes].flat(2).filter(Boolean));
   } catch (e) {
     showError(e);
-    $main.replaceChildren(h("p", {}, "This page could not be loaded."));
+    // Asked for a token: the sign-in form stays.
+    if (!e.auth) $main.replaceChildren(h("p", {}, "This page could not be loaded."));
   }
   $main.dataset.ready = "true";
 }

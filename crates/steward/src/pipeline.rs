@@ -452,7 +452,12 @@ impl Pipeline {
                 let reference = format!("models:/{model}/{version}");
                 let exists = send(self.t.http.get(format!("{url}/{deployment}"))).await.is_ok();
                 let outcome = if exists {
-                    send(self.t.http.patch(format!("{url}/{deployment}")).json(&json!({ "challenger": { "model": reference, "weight": canary_weight } }))).await.map(|_| format!("canary {reference} at {canary_weight}% on {deployment}"))
+                    let mut change = json!({ "challenger": { "model": reference, "weight": canary_weight } });
+                    // Started by the agent: the change is the agent action's, not a person's.
+                    if let Ok(action) = std::env::var("STEWARD_AGENT_ACTION") {
+                        change["steward_agent_action"] = json!(action);
+                    }
+                    send(self.t.http.patch(format!("{url}/{deployment}")).json(&change)).await.map(|_| format!("canary {reference} at {canary_weight}% on {deployment}"))
                 } else {
                     send(self.t.http.post(&url).json(&json!({ "name": deployment, "model": reference }))).await.map(|_| format!("deployed {reference} as {deployment}"))
                 };

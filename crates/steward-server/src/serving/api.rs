@@ -22,7 +22,7 @@ fn model_ref(path: &str, v: &Value) -> Result<ModelRef, Error> {
 /// remove), `shadow` (a model URI or null).
 fn apply(spec: &mut DeploymentSpec, body: &Map<String, Value>) -> Result<(), Error> {
     for key in body.keys() {
-        if !matches!(key.as_str(), "name" | "model" | "challenger" | "shadow" | "steward_reason") {
+        if !matches!(key.as_str(), "name" | "model" | "challenger" | "shadow" | "steward_reason" | "steward_agent_action") {
             return Err(Error::invalid(format!("unknown deployment field '{key}' (fields: name, model, challenger, shadow)")));
         }
     }
@@ -81,19 +81,26 @@ pub async fn update(State(s): State<AppState>, Path(name): Path<String>, f: Fiel
     }
     spec.validate()?;
     let routes = s.serving.build(&spec).await?;
-    let stored = s.store.put_deployment(&as_override(&s, &name, f.audit()), &spec, false).await?;
+    let stored = s.store.put_deployment(&as_override(&s, &name, f.audit(), &body).await?, &spec, false).await?;
     let routes = s.serving.install_synced(routes).await;
     Ok(Json(json!({ "deployment": routes.json(Some(&stored)) })))
 }
 
-/// The audit record of a person's change to a deployment an agent policy governs: recorded as
-/// a manual override, with the reason they gave.
-fn as_override(s: &AppState, name: &str, audit: &steward_core::audit::Audit) -> steward_core::audit::Audit {
+/// The audit record of a change to a deployment an agent policy governs. Made on behalf of a
+/// running agent action (the pipeline a `retrain` started names it in `steward_agent_action`),
+/// it is recorded as that action's; made by a person, as a manual override of the policy.
+async fn as_override(s: &AppState, name: &str, audit: &steward_core::audit::Audit, body: &Map<String, Value>) -> Result<steward_core::audit::Audit, Error> {
     let mut audit = audit.clone();
-    if audit.actor != "agent" && s.policies.iter().any(|p| p.deployment == name) {
-        audit.reason = Some(format!("manual override of the agent's policy for '{name}'{}", audit.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()));
+    let given = audit.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    if let Some(id) = body.get("steward_agent_action") {
+        let id = id.as_str().ok_or_else(|| Error::invalid("'steward_agent_action' must be an action id"))?;
+        let action = s.store.actions(Some("running")).await?.into_iter().find(|a| a.id == id && a.deployment == name);
+        let a = action.ok_or_else(|| Error::invalid(format!("steward_agent_action '{id}' is not a running agent action on deployment '{name}'")))?;
+        audit.reason = Some(format!("agent action {} ({}){given}", a.id, a.kind));
+    } else if audit.actor != "agent" && s.policies.iter().any(|p| p.deployment == name) {
+        audit.reason = Some(format!("manual override of the agent's policy for '{name}'{given}"));
     }
-    audit
+    Ok(audit)
 }
 
 /// The version a deployment's champion route serves now, pinned.
@@ -113,7 +120,7 @@ pub async fn stop(State(s): State<AppState>, Path(name): Path<String>, f: Fields
     spec.challenger = None;
     let routes = s.serving.build(&spec).await?;
     let audit = steward_core::audit::Audit::new(f.audit().actor.clone(), Some(format!("stop switch: {reason}")), reason.as_bytes());
-    let stored = s.store.put_deployment(&as_override(&s, &name, &audit), &spec, false).await?;
+    let stored = s.store.put_deployment(&as_override(&s, &name, &audit, &body(&f)).await?, &spec, false).await?;
     let routes = s.serving.install_synced(routes).await;
     Ok(Json(json!({ "deployment": routes.json(Some(&stored)) })))
 }
@@ -140,7 +147,7 @@ pub async fn get(State(s): State<AppState>, Path(name): Path<String>) -> ApiResu
 }
 
 pub async fn delete(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
-    s.store.delete_deployment(&as_override(&s, &name, f.audit()), &name).await?;
+    s.store.delete_deployment(&as_override(&s, &name, f.audit(), &body(&f)).await?, &name).await?;
     s.serving.remove(&name).await;
     Ok(Json(json!({})))
 }
