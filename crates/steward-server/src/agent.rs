@@ -110,7 +110,11 @@ impl Agent {
     async fn tick(self: &Arc<Self>) -> Result<()> {
         let mut points = Vec::new();
         let mut state = State::default();
-        let actions = self.store.actions(None).await?;
+        // Only the unfinished actions: finished ones pile up forever and decide nothing.
+        let mut actions = Vec::new();
+        for status in ["pending", "approved", "running"] {
+            actions.extend(self.store.actions(Some(status)).await?);
+        }
         for p in &self.policies {
             for m in self.store.monitor_metrics(&p.deployment, None).await? {
                 points.push(Point { deployment: m.deployment, metric: m.metric, feature: m.feature, window_end: m.window_end, value: m.value });
@@ -120,7 +124,7 @@ impl Agent {
                     state.open_incidents.push((i.deployment, i.trigger));
                 }
             }
-            for a in actions.iter().filter(|a| a.deployment == p.deployment && matches!(a.status.as_str(), "pending" | "approved" | "running")) {
+            for a in actions.iter().filter(|a| a.deployment == p.deployment) {
                 if let Some(k) = ALL_KINDS.into_iter().find(|k| kind_name(*k) == a.kind) {
                     state.pending.push((a.deployment.clone(), k));
                 }
