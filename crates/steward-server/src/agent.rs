@@ -29,7 +29,7 @@ use steward_store::MetadataStore;
 use crate::reasoner::LlmReasoner;
 use crate::serving::Serving;
 use crate::serving::metrics::Snapshot;
-use crate::serving::monitor::{MonitorSpec, answered, judge, judge_labels};
+use crate::serving::monitor::{MonitorSpec, answered, answers as answers_of, decisions, judge_labels};
 
 /// How often the agent looks, unless told otherwise.
 pub const TICK: Duration = Duration::from_secs(2);
@@ -58,10 +58,10 @@ pub fn check(policies: &[Policy]) -> Result<()> {
                 if *a == ActionKind::Retrain && p.retrain.is_none() {
                     return Err(Error::invalid(format!("policy for '{}', trigger '{}': 'retrain' needs `retrain: {{pipeline: FILE}}`", p.deployment, t.name)));
                 }
-                if let Some(r) = p.retrain.as_ref().filter(|r| !std::path::Path::new(&r.pipeline).is_file()) {
-                    return Err(Error::invalid(format!("policy for '{}': retraining pipeline '{}' does not exist", p.deployment, r.pipeline)));
-                }
             }
+        }
+        if let Some(r) = p.retrain.as_ref().filter(|r| !std::path::Path::new(&r.pipeline).is_file()) {
+            return Err(Error::invalid(format!("policy for '{}': retraining pipeline '{}' does not exist", p.deployment, r.pipeline)));
         }
     }
     Ok(())
@@ -95,6 +95,12 @@ fn now_ms() -> i64 {
 }
 
 impl Agent {
+    /// An agent for these policies, acting on this server (`url`) with this executable's
+    /// pipelines, looking every [`TICK`], with no language model.
+    pub fn new(store: Arc<dyn MetadataStore>, serving: Arc<Serving>, policies: Vec<Policy>, url: String) -> std::io::Result<Self> {
+        Ok(Agent { store, serving, policies, url, exe: std::env::current_exe()?, baselines: Default::default(), reasoner: None, tick: TICK })
+    }
+
     pub fn start(self) {
         let me = Arc::new(self);
         tokio::spawn(async move {
@@ -373,7 +379,7 @@ impl Agent {
                 Some(spec) => {
                     let value = |metrics: &[MonitorMetric], name: &str| metrics.iter().find(|m| m.metric == name && m.feature.is_empty()).map(|m| m.value);
                     if !records.is_empty() {
-                        let (m, _) = judge(deployment, spec, records, None);
+                        let (m, _) = decisions(deployment, spec, records, &answers_of(spec, records));
                         out.positive_rate = value(&m, "positive_rate").unwrap_or(0.0);
                         out.adverse_impact_ratio = value(&m, "adverse_impact_ratio");
                     }

@@ -134,26 +134,11 @@ impl Clock {
     }
 }
 
-/// The columns of `rows` of a generated table.
-fn slice(columns: &[(String, Values)], rows: std::ops::Range<usize>, keep: impl Fn(&str) -> bool) -> Vec<(String, Values)> {
+/// The rows picked by index, in the given order, of the columns `keep` accepts.
+fn pick(columns: &[(String, Values)], rows: &[usize], keep: impl Fn(&str) -> bool) -> Vec<(String, Values)> {
     columns
         .iter()
         .filter(|(n, _)| keep(n))
-        .map(|(n, v)| {
-            let v = match v {
-                Values::Int(x) => Values::Int(x[rows.clone()].to_vec()),
-                Values::Float(x) => Values::Float(x[rows.clone()].to_vec()),
-                Values::Text(x) => Values::Text(x[rows.clone()].to_vec()),
-            };
-            (n.clone(), v)
-        })
-        .collect()
-}
-
-/// Rows picked by index, in the given order.
-fn pick(columns: &[(String, Values)], rows: &[usize]) -> Vec<(String, Values)> {
-    columns
-        .iter()
         .map(|(n, v)| {
             let v = match v {
                 Values::Int(x) => Values::Int(rows.iter().map(|i| x[*i]).collect()),
@@ -163,6 +148,11 @@ fn pick(columns: &[(String, Values)], rows: &[usize]) -> Vec<(String, Values)> {
             (n.clone(), v)
         })
         .collect()
+}
+
+/// A range of rows.
+fn slice(columns: &[(String, Values)], rows: std::ops::Range<usize>, keep: impl Fn(&str) -> bool) -> Vec<(String, Values)> {
+    pick(columns, &rows.collect::<Vec<_>>(), keep)
 }
 
 fn int(columns: &[(String, Values)], name: &str) -> anyhow::Result<Vec<i64>> {
@@ -285,7 +275,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
     let url = format!("http://{}", listener.local_addr()?);
     let state = steward_server::AppState::new(store.clone(), artifacts).with_policies(vec![policy.clone()]);
-    steward_server::agent::Agent { store, serving: state.serving.clone(), policies: vec![policy], url: url.clone(), exe: std::env::current_exe()?, baselines: Default::default(), reasoner: None, tick: AGENT_TICK }.start();
+    let agent = steward_server::agent::Agent::new(store, state.serving.clone(), vec![policy], url.clone())?;
+    steward_server::agent::Agent { tick: AGENT_TICK, ..agent }.start();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(steward_server::serve(listener, state, async {
         let _ = stop_rx.await;
@@ -353,7 +344,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
             send(http.post(steward("feedback")).json(&json!({ "feedback": feedback }))).await.context("sending labels")?;
             labelled.extend(rows);
             let recent = &labelled[labelled.len().saturating_sub(RECENT_ROWS)..];
-            write_atomic(&dir.join("data/recent.csv"), &pick(&stream, recent))?;
+            write_atomic(&dir.join("data/recent.csv"), &pick(&stream, recent, |_| true))?;
         }
         observe(&http, &url, count, &clock, &mut story).await?;
         // The warehouse export stands still while a retraining runs (the bank's nightly export

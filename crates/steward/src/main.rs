@@ -94,17 +94,7 @@ async fn model_report(args: ModelReportArgs) -> anyhow::Result<ExitCode> {
     let base = remote::base(&args.tracking_uri)?;
     let format = if args.out.extension().is_some_and(|e| e == "md") { "md" } else { "html" };
     let url = format!("{base}/api/steward/v1/registry/models/{}/versions/{}/documents/{}", args.name, args.version, args.document);
-    let mut req = reqwest::Client::new().get(url).query(&[("format", format)]);
-    if let Ok(token) = std::env::var("MLFLOW_TRACKING_TOKEN") {
-        req = req.bearer_auth(token);
-    }
-    let resp = req.send().await.context("contacting the steward server")?;
-    let status = resp.status();
-    let text = resp.text().await?;
-    if !status.is_success() {
-        let message = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["message"].as_str().map(str::to_owned)).unwrap_or(text);
-        anyhow::bail!("{message} (HTTP {})", status.as_u16());
-    }
+    let text = remote::send_text(reqwest::Client::new().get(url).query(&[("format", format)])).await?;
     std::fs::write(&args.out, text).with_context(|| format!("writing {}", args.out.display()))?;
     println!("wrote the {} of {} version {} to {}", args.document.replace('-', " "), args.name, args.version, args.out.display());
     Ok(ExitCode::SUCCESS)
@@ -291,7 +281,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             }
             _ => None,
         };
-        steward_server::agent::Agent { store, serving: state.serving.clone(), policies, url: format!("http://{shown}"), exe: std::env::current_exe()?, baselines: Default::default(), reasoner, tick: steward_server::agent::TICK }.start();
+        let agent = steward_server::agent::Agent::new(store, state.serving.clone(), policies, format!("http://{shown}"))?;
+        steward_server::agent::Agent { reasoner, ..agent }.start();
     }
     steward_server::serve(listener, state, shutdown).await?;
     Ok(())

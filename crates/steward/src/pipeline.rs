@@ -219,6 +219,8 @@ struct Pipeline {
     data: PathBuf,
     /// The file it was taken from.
     source: PathBuf,
+    /// The pipeline's private directory (the snapshot, external commands' outputs).
+    scratch: PathBuf,
     fingerprint: String,
     experiment: String,
     parent: String,
@@ -485,7 +487,8 @@ impl Pipeline {
     /// Runs an external training command with the tracking URI, the data, the holdout share and
     /// an output directory in its environment; it must leave `model.onnx` there.
     async fn external(&self, command: &str, run: &str) -> anyhow::Result<Vec<u8>> {
-        let out = std::env::temp_dir().join(format!("steward-pipeline-{}-{run}", std::process::id()));
+        // Inside the pipeline's scratch directory, removed with it however the pipeline ends.
+        let out = self.scratch.join(format!("out-{run}"));
         std::fs::create_dir_all(&out)?;
         let mut cmd = std::process::Command::new("sh");
         cmd.arg("-c")
@@ -506,7 +509,6 @@ impl Pipeline {
             let tail: String = stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
             Err(anyhow::anyhow!("'{command}' exited with {}: {tail}", result.status))
         };
-        let _ = std::fs::remove_dir_all(&out);
         bytes
     }
 }
@@ -565,7 +567,7 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<std::process::ExitCode>
     let version = registered["dataset_version"]["version"].clone();
     t.log(&parent, &[], &[], &[("steward.dataset", format!("{dataset}/{version}"))]).await?;
     println!("  dataset {dataset} version {version}{}", if registered["created"] == json!(true) { "" } else { " (already registered)" });
-    let p = Pipeline { t, spec, dir, data, source, fingerprint, experiment, parent, tracking_uri };
+    let p = Pipeline { t, spec, dir, data, source, scratch: scratch.0.clone(), fingerprint, experiment, parent, tracking_uri };
     let mut state = State::default();
     for (i, step) in p.spec.steps.iter().enumerate() {
         match p.step(i, step, &mut state).await {

@@ -5,21 +5,34 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 use steward_core::serving::ModelRef;
 
-/// Sends a request (with `MLFLOW_TRACKING_TOKEN` as bearer token when set) and returns its
-/// JSON body, or the server's error message.
-pub async fn send(req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+/// Sends a request (with `MLFLOW_TRACKING_TOKEN` as bearer token when set); an unsuccessful
+/// answer becomes an error carrying the server's message.
+async fn answered(req: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
     let req = match std::env::var("MLFLOW_TRACKING_TOKEN") {
         Ok(token) => req.bearer_auth(token),
         Err(_) => req,
     };
     let resp = req.send().await.context("contacting the steward server")?;
     let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
-        let message = body.get("message").or_else(|| body.get("error")).and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| body.to_string());
+        let text = resp.text().await.unwrap_or_default();
+        let message = match serde_json::from_str::<Value>(&text) {
+            Ok(body) => body.get("message").or_else(|| body.get("error")).and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| body.to_string()),
+            Err(_) => text,
+        };
         bail!("{message} (HTTP {})", status.as_u16());
     }
-    Ok(body)
+    Ok(resp)
+}
+
+/// Sends a request and returns its JSON body, or the server's error message.
+pub async fn send(req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    Ok(answered(req).await?.json().await.unwrap_or(Value::Null))
+}
+
+/// Sends a request and returns its body as text (a document), or the server's error message.
+pub async fn send_text(req: reqwest::RequestBuilder) -> anyhow::Result<String> {
+    Ok(answered(req).await?.text().await?)
 }
 
 pub fn base(tracking_uri: &str) -> anyhow::Result<String> {

@@ -333,6 +333,59 @@ fn alert(deployment: &str, time: i64, kind: &str, value: f64, threshold: f64, me
     }
 }
 
+/// Each record's answer, read with the spec's outputs and threshold.
+pub fn answers(spec: &MonitorSpec, records: &[PredictionRecord]) -> Vec<Answered> {
+    let threshold = spec.quality.as_ref().map_or(0.5, |q| q.threshold);
+    records.iter().map(|r| answered(&spec.outputs, &serde_json::from_str(&r.outputs).unwrap_or(Value::Null), threshold)).collect()
+}
+
+/// The decisions of a window: the share predicted positive and, with a fairness spec, the
+/// selection rate by group, the demographic parity difference and the adverse impact ratio
+/// (alerting under the four-fifths rule). The agent judges each canary route with it too.
+pub fn decisions(deployment: &str, spec: &MonitorSpec, records: &[PredictionRecord], answers: &[Answered]) -> (Vec<MonitorMetric>, Vec<Alert>) {
+    let window = (records.first().map_or(0, |r| r.time), records.last().map_or(0, |r| r.time));
+    let n = records.len();
+    let (mut metrics, mut alerts) = (Vec::new(), Vec::new());
+    let positive = spec.positive();
+    let labels: Vec<&str> = answers.iter().flat_map(|a| a.labels.iter().flatten().map(String::as_str)).collect();
+    if !labels.is_empty() {
+        metrics.push(metric(deployment, window, "positive_rate", "", labels.iter().filter(|l| **l == positive).count() as f64 / labels.len() as f64));
+    }
+    if let Some(f) = &spec.fairness {
+        let favorable = f.favorable.as_ref().and_then(key).unwrap_or_else(|| positive.clone());
+        let (mut selected, mut group) = (Vec::new(), Vec::new());
+        for (r, a) in records.iter().zip(answers) {
+            for (label, g) in a.labels.iter().zip(groups(f, r, a.labels.len())) {
+                if let (Some(l), Some(g)) = (label, g) {
+                    selected.push(u8::from(*l == favorable));
+                    group.push(g);
+                }
+            }
+        }
+        if let Some(fair) = fairness(&selected, None, &group, f) {
+            for (g, rates) in &fair.groups {
+                metrics.push(metric(deployment, window, "selection_rate", g, rates.selection_rate));
+            }
+            metrics.push(metric(deployment, window, "demographic_parity_difference", "", fair.demographic_parity_difference));
+            if fair.adverse_impact_ratio.is_finite() {
+                metrics.push(metric(deployment, window, "adverse_impact_ratio", "", fair.adverse_impact_ratio));
+            }
+            if fair.four_fifths_violated {
+                let rates: Vec<String> = fair.groups.iter().map(|(g, r)| format!("{g} {:.3}", r.selection_rate)).collect();
+                let message = format!(
+                    "Fairness on deployment '{deployment}': adverse impact ratio by '{}' is {:.3}, below {} (favourable rates: {}) over the last {n} predictions",
+                    f.attribute,
+                    fair.adverse_impact_ratio,
+                    f.min_ratio,
+                    rates.join(", ")
+                );
+                alerts.push(alert(deployment, window.1, "fairness", fair.adverse_impact_ratio, f.min_ratio, message));
+            }
+        }
+    }
+    (metrics, alerts)
+}
+
 /// Judges one window of answered predictions: its metrics, and the alerts they raise.
 /// `error_rate` is the share of requests answered with an error since the previous window.
 pub fn judge(deployment: &str, spec: &MonitorSpec, records: &[PredictionRecord], error_rate: Option<f64>) -> (Vec<MonitorMetric>, Vec<Alert>) {
@@ -395,8 +448,7 @@ pub fn judge(deployment: &str, spec: &MonitorSpec, records: &[PredictionRecord],
         alerts.push(alert(deployment, window.1, "data_drift", summary.share_of_drifted_columns, summary.drift_share, message));
     }
 
-    let threshold = spec.quality.as_ref().map_or(0.5, |q| q.threshold);
-    let answers: Vec<Answered> = records.iter().map(|r| answered(&spec.outputs, &serde_json::from_str(&r.outputs).unwrap_or(Value::Null), threshold)).collect();
+    let answers = answers(spec, records);
     if let Some(reference) = &spec.reference_prediction {
         let current = match reference.column_type {
             ColumnType::Numerical => Values::Numeric(answers.iter().flat_map(|a| a.scores.iter().flatten().copied()).filter(|v| v.is_finite()).collect()),
@@ -417,43 +469,9 @@ pub fn judge(deployment: &str, spec: &MonitorSpec, records: &[PredictionRecord],
             }
         }
     }
-    let positive = spec.positive();
-    let labels: Vec<&str> = answers.iter().flat_map(|a| a.labels.iter().flatten().map(String::as_str)).collect();
-    if !labels.is_empty() {
-        metrics.push(metric(deployment, window, "positive_rate", "", labels.iter().filter(|l| **l == positive).count() as f64 / labels.len() as f64));
-    }
-    if let Some(f) = &spec.fairness {
-        let favorable = f.favorable.as_ref().and_then(key).unwrap_or_else(|| positive.clone());
-        let (mut selected, mut group) = (Vec::new(), Vec::new());
-        for (r, a) in records.iter().zip(&answers) {
-            for (label, g) in a.labels.iter().zip(groups(f, r, a.labels.len())) {
-                if let (Some(l), Some(g)) = (label, g) {
-                    selected.push(u8::from(*l == favorable));
-                    group.push(g);
-                }
-            }
-        }
-        if let Some(fair) = fairness(&selected, None, &group, f) {
-            for (g, rates) in &fair.groups {
-                metrics.push(metric(deployment, window, "selection_rate", g, rates.selection_rate));
-            }
-            metrics.push(metric(deployment, window, "demographic_parity_difference", "", fair.demographic_parity_difference));
-            if fair.adverse_impact_ratio.is_finite() {
-                metrics.push(metric(deployment, window, "adverse_impact_ratio", "", fair.adverse_impact_ratio));
-            }
-            if fair.four_fifths_violated {
-                let rates: Vec<String> = fair.groups.iter().map(|(g, r)| format!("{g} {:.3}", r.selection_rate)).collect();
-                let message = format!(
-                    "Fairness on deployment '{deployment}': adverse impact ratio by '{}' is {:.3}, below {} (favourable rates: {}) over the last {n} predictions",
-                    f.attribute,
-                    fair.adverse_impact_ratio,
-                    f.min_ratio,
-                    rates.join(", ")
-                );
-                alerts.push(alert(deployment, window.1, "fairness", fair.adverse_impact_ratio, f.min_ratio, message));
-            }
-        }
-    }
+    let (m, a) = decisions(deployment, spec, records, &answers);
+    metrics.extend(m);
+    alerts.extend(a);
 
     let mut latencies: Vec<i64> = records.iter().map(|r| r.latency_us).collect();
     latencies.sort_unstable();
