@@ -227,9 +227,10 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-pub fn tracking() -> anyhow::Result<()> {
+/// `steward_only`: no peer and no ratios; the data directory is kept and its path printed, so
+/// a change can be measured (and the server profiled on the same data) in a minute.
+pub fn tracking(steward_only: bool) -> anyhow::Result<()> {
     let root = env::repo_root();
-    let venv = env::python_venv("venv-bench", &root.join("xtask/bench/requirements-mlflow.txt"))?;
     // The whole workspace, so the build shares features (and compiled crates) with `ci`.
     env::step("cargo build --release --workspace");
     env::run(env::cargo().args(["build", "--release", "--workspace"]))?;
@@ -241,6 +242,15 @@ pub fn tracking() -> anyhow::Result<()> {
     let (steward_guard, steward_url) = start_steward(&dir)?;
     let steward = rt.block_on(workload("steward", &steward_url))?;
     drop(steward_guard);
+    if steward_only {
+        println!("\n| workload | throughput (req/s) | p50 | p95 |\n|---|---:|---:|---:|");
+        for (label, s) in [("log-batch (100 metrics)", &steward.log_batch), ("create-run", &steward.create_run), ("search-runs", &steward.search)] {
+            println!("| {label} | {:.1} | {} | {} |", s.throughput, ms(s.p50), ms(s.p95));
+        }
+        println!("\nsteward only (no peer, no ratios); data kept in {}", dir.display());
+        return Ok(());
+    }
+    let venv = env::python_venv("venv-bench", &root.join("xtask/bench/requirements-mlflow.txt"))?;
 
     env::step("mlflow server 3.17.2 (SQLite)");
     let (mlflow_guard, mlflow_url) = start_mlflow(&venv, &dir)?;

@@ -17,6 +17,7 @@ commands:
                      statistics cross-check against scipy, scikit-learn and Fairlearn, and the
                      drift report against Evidently (its own virtualenv)
   bench tracking     steward vs `mlflow server` (SQLite): log-batch, create-run, search-runs
+                     (--steward-only: Steward's figures alone, its data directory kept)
   bench serve        steward vs `mlflow models serve`: one-row scoring throughput and latency,
                      and in-process one-row latency vs onnxruntime
   bench drift [ROWS] steward report drift vs Evidently's data drift preset on two Parquet
@@ -27,7 +28,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["ci"] => ci(),
-        ["bench", "tracking"] => bench::tracking(),
+        ["bench", "tracking"] => bench::tracking(false),
+        ["bench", "tracking", "--steward-only"] => bench::tracking(true),
         ["bench", "serve"] => bench_serve::serve(),
         ["bench", "drift"] => bench_drift::drift(1_000_000),
         ["bench", "drift", rows] => match rows.parse() {

@@ -149,7 +149,7 @@ pub async fn restore_run(State(s): State<AppState>, f: Fields) -> Answer {
     ok()
 }
 
-pub async fn search_runs(State(s): State<AppState>, f: Fields) -> Answer {
+pub async fn search_runs(State(s): State<AppState>, f: Fields) -> ApiResult<Json<wire::RunPage>> {
     let query = RunQuery {
         experiment_ids: f.str_list("experiment_ids")?,
         filter: f.opt_str("filter")?.unwrap_or_default(),
@@ -159,7 +159,7 @@ pub async fn search_runs(State(s): State<AppState>, f: Fields) -> Answer {
         page_token: f.opt_str("page_token")?.unwrap_or_default(),
     };
     let page = s.store.search_runs(&query).await?;
-    Ok(Json(wire::page("runs", page.items.iter().map(wire::run).collect(), page.next_page_token)))
+    Ok(Json(wire::RunPage { runs: page.items, next_page_token: page.next_page_token }))
 }
 
 fn metric_from(path: &str, o: &serde_json::Map<String, Value>) -> Result<Metric> {

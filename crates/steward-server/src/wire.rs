@@ -2,22 +2,11 @@
 //! values are JSON numbers, enums are strings, and unset or empty fields are omitted, as
 //! protobuf's JSON printer does.
 
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 use steward_core::entities::{Dataset, DatasetInput, Experiment, Metric, Param, Run, RunInfo, RunMetric, Tag};
 use steward_core::registry::{LoggedModel, ModelVersion, RegisteredModel, RegistryEvent};
-
-/// A metric value: a number, or MLflow's strings for the values JSON cannot hold.
-pub fn double(v: f64) -> Value {
-    if v.is_nan() {
-        json!("NaN")
-    } else if v == f64::INFINITY {
-        json!("Infinity")
-    } else if v == f64::NEG_INFINITY {
-        json!("-Infinity")
-    } else {
-        json!(v)
-    }
-}
 
 /// Inserts `key: value` unless the list is empty.
 fn put_list(m: &mut Map<String, Value>, key: &str, items: Vec<Value>) {
@@ -30,12 +19,8 @@ pub fn tags(tags: &[Tag]) -> Vec<Value> {
     tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect()
 }
 
-pub fn params(params: &[Param]) -> Vec<Value> {
-    params.iter().map(|p| json!({"key": p.key, "value": p.value})).collect()
-}
-
 pub fn metric(m: &Metric) -> Value {
-    json!({"key": m.key, "value": double(m.value), "timestamp": m.timestamp, "step": m.step})
+    serde_json::to_value(MetricView(m)).unwrap_or_default()
 }
 
 pub fn run_metric(m: &RunMetric) -> Value {
@@ -56,57 +41,190 @@ pub fn experiment(e: &Experiment) -> Value {
     Value::Object(m)
 }
 
+/// A run's info in MLflow's shape (`user_id` and `end_time` left out when unset).
+struct InfoView<'a>(&'a RunInfo);
+
+impl Serialize for InfoView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let i = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("run_id", &i.run_id)?;
+        m.serialize_entry("run_uuid", &i.run_id)?;
+        m.serialize_entry("run_name", &i.run_name)?;
+        m.serialize_entry("experiment_id", &i.experiment_id)?;
+        if !i.user_id.is_empty() {
+            m.serialize_entry("user_id", &i.user_id)?;
+        }
+        m.serialize_entry("status", i.status.as_str())?;
+        m.serialize_entry("start_time", &i.start_time)?;
+        if let Some(end) = i.end_time {
+            m.serialize_entry("end_time", &end)?;
+        }
+        m.serialize_entry("artifact_uri", &i.artifact_uri)?;
+        m.serialize_entry("lifecycle_stage", i.lifecycle_stage.as_str())?;
+        m.end()
+    }
+}
+
 pub fn run_info(i: &RunInfo) -> Value {
-    let mut m = Map::new();
-    m.insert("run_id".into(), json!(i.run_id));
-    m.insert("run_uuid".into(), json!(i.run_id));
-    m.insert("run_name".into(), json!(i.run_name));
-    m.insert("experiment_id".into(), json!(i.experiment_id));
-    if !i.user_id.is_empty() {
-        m.insert("user_id".into(), json!(i.user_id));
-    }
-    m.insert("status".into(), json!(i.status.as_str()));
-    m.insert("start_time".into(), json!(i.start_time));
-    if let Some(end) = i.end_time {
-        m.insert("end_time".into(), json!(end));
-    }
-    m.insert("artifact_uri".into(), json!(i.artifact_uri));
-    m.insert("lifecycle_stage".into(), json!(i.lifecycle_stage.as_str()));
-    Value::Object(m)
+    serde_json::to_value(InfoView(i)).unwrap_or_default()
 }
 
-fn dataset(d: &Dataset) -> Value {
-    let mut m = Map::new();
-    m.insert("name".into(), json!(d.name));
-    m.insert("digest".into(), json!(d.digest));
-    m.insert("source_type".into(), json!(d.source_type));
-    m.insert("source".into(), json!(d.source));
-    if let Some(s) = &d.schema {
-        m.insert("schema".into(), json!(s));
+/// A metric value: a number, or MLflow's strings for the values JSON cannot hold.
+struct Double(f64);
+
+impl Serialize for Double {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0 {
+            v if v.is_nan() => s.serialize_str("NaN"),
+            f64::INFINITY => s.serialize_str("Infinity"),
+            f64::NEG_INFINITY => s.serialize_str("-Infinity"),
+            v => s.serialize_f64(v),
+        }
     }
-    if let Some(p) = &d.profile {
-        m.insert("profile".into(), json!(p));
-    }
-    Value::Object(m)
 }
 
-fn dataset_input(d: &DatasetInput) -> Value {
-    let mut m = Map::new();
-    put_list(&mut m, "tags", tags(&d.tags));
-    m.insert("dataset".into(), dataset(&d.dataset));
-    Value::Object(m)
+struct MetricView<'a>(&'a Metric);
+
+impl Serialize for MetricView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("key", &self.0.key)?;
+        m.serialize_entry("value", &Double(self.0.value))?;
+        m.serialize_entry("timestamp", &self.0.timestamp)?;
+        m.serialize_entry("step", &self.0.step)?;
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct KeyValue<'a> {
+    key: &'a str,
+    value: &'a str,
+}
+
+#[derive(Serialize)]
+struct OutputView<'a> {
+    model_id: &'a str,
+    step: i64,
+}
+
+/// Each item of a list through its view.
+struct Each<'a, T, V>(&'a [T], fn(&'a T) -> V);
+
+impl<'a, T, V: Serialize> Serialize for Each<'a, T, V> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(self.1))
+    }
+}
+
+/// `key: list` in a map unless the list is empty (protobuf's JSON printer leaves it out).
+fn list_entry<'a, M: SerializeMap, T, V: Serialize>(m: &mut M, key: &str, items: &'a [T], view: fn(&'a T) -> V) -> std::result::Result<(), M::Error> {
+    if items.is_empty() { Ok(()) } else { m.serialize_entry(key, &Each(items, view)) }
+}
+
+fn tag_view(t: &Tag) -> KeyValue<'_> {
+    KeyValue { key: &t.key, value: &t.value }
+}
+
+struct DatasetInputView<'a>(&'a DatasetInput);
+
+impl Serialize for DatasetInputView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        list_entry(&mut m, "tags", &self.0.tags, tag_view)?;
+        m.serialize_entry("dataset", &DatasetView(&self.0.dataset))?;
+        m.end()
+    }
+}
+
+struct DatasetView<'a>(&'a Dataset);
+
+impl Serialize for DatasetView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let d = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("name", &d.name)?;
+        m.serialize_entry("digest", &d.digest)?;
+        m.serialize_entry("source_type", &d.source_type)?;
+        m.serialize_entry("source", &d.source)?;
+        if let Some(schema) = &d.schema {
+            m.serialize_entry("schema", schema)?;
+        }
+        if let Some(profile) = &d.profile {
+            m.serialize_entry("profile", profile)?;
+        }
+        m.end()
+    }
+}
+
+/// A whole run in MLflow's shape, written by serde straight to the response: a page of a
+/// thousand runs never becomes a tree of `Value`s.
+struct RunView<'a>(&'a Run);
+
+impl Serialize for RunView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let r = self.0;
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("info", &InfoView(&r.info))?;
+        m.serialize_entry("data", &RunData(r))?;
+        m.serialize_entry("inputs", &RunInputs(r))?;
+        m.serialize_entry("outputs", &RunOutputs(r))?;
+        m.end()
+    }
+}
+
+struct RunData<'a>(&'a Run);
+
+impl Serialize for RunData<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        list_entry(&mut m, "metrics", &self.0.metrics, MetricView)?;
+        list_entry(&mut m, "params", &self.0.params, |p: &Param| KeyValue { key: &p.key, value: &p.value })?;
+        list_entry(&mut m, "tags", &self.0.tags, tag_view)?;
+        m.end()
+    }
+}
+
+struct RunInputs<'a>(&'a Run);
+
+impl Serialize for RunInputs<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        list_entry(&mut m, "dataset_inputs", &self.0.dataset_inputs, DatasetInputView)?;
+        m.end()
+    }
+}
+
+struct RunOutputs<'a>(&'a Run);
+
+impl Serialize for RunOutputs<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        list_entry(&mut m, "model_outputs", &self.0.model_outputs, |(id, step): &(String, i64)| OutputView { model_id: id, step: *step })?;
+        m.end()
+    }
 }
 
 pub fn run(r: &Run) -> Value {
-    let mut data = Map::new();
-    put_list(&mut data, "metrics", r.metrics.iter().map(metric).collect());
-    put_list(&mut data, "params", params(&r.params));
-    put_list(&mut data, "tags", tags(&r.tags));
-    let mut inputs = Map::new();
-    put_list(&mut inputs, "dataset_inputs", r.dataset_inputs.iter().map(dataset_input).collect());
-    let mut outputs = Map::new();
-    put_list(&mut outputs, "model_outputs", r.model_outputs.iter().map(|(id, step)| json!({"model_id": id, "step": step})).collect());
-    json!({"info": run_info(&r.info), "data": data, "inputs": inputs, "outputs": outputs})
+    serde_json::to_value(RunView(r)).unwrap_or_default()
+}
+
+/// A page of `runs/search`: `{"runs": [...], "next_page_token": ...}`, both left out when empty.
+pub struct RunPage {
+    pub runs: Vec<Run>,
+    pub next_page_token: Option<String>,
+}
+
+impl Serialize for RunPage {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        list_entry(&mut m, "runs", &self.runs, RunView)?;
+        if let Some(t) = &self.next_page_token {
+            m.serialize_entry("next_page_token", t)?;
+        }
+        m.end()
+    }
 }
 
 /// `{"<key>": [...], "next_page_token": ...}` with both omitted when empty.
@@ -178,4 +296,95 @@ pub fn logged_model(l: &LoggedModel) -> Value {
 
 pub fn registry_event(e: &RegistryEvent) -> Value {
     json!({"model": e.model, "kind": e.kind, "label": e.label, "version": e.version.map(|v| v.to_string()), "time": e.time, "actor": e.actor})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steward_core::entities::{LifecycleStage, RunStatus};
+
+    fn full_run() -> Run {
+        Run {
+            info: RunInfo {
+                run_id: "abc".into(),
+                run_name: "fox".into(),
+                experiment_id: "7".into(),
+                user_id: "alice".into(),
+                status: RunStatus::Finished,
+                start_time: 1_700_000_000_000,
+                end_time: Some(1_700_000_000_500),
+                artifact_uri: "file:///a/7/abc/artifacts".into(),
+                lifecycle_stage: LifecycleStage::Active,
+            },
+            metrics: vec![
+                Metric { key: "auc".into(), value: 0.30000000000000004, timestamp: 5, step: 2 },
+                Metric { key: "bad".into(), value: f64::NAN, timestamp: 6, step: 0 },
+                Metric { key: "big".into(), value: f64::NEG_INFINITY, timestamp: 7, step: -1 },
+            ],
+            params: vec![Param { key: "model".into(), value: "gbm".into() }],
+            tags: vec![Tag { key: "mlflow.runName".into(), value: "fox \"quoted\"".into() }],
+            dataset_inputs: vec![DatasetInput {
+                tags: vec![Tag { key: "mlflow.data.context".into(), value: "training".into() }],
+                dataset: Dataset {
+                    name: "german".into(),
+                    digest: "d1".into(),
+                    source_type: "local".into(),
+                    source: "{}".into(),
+                    schema: Some("{\"a\":1}".into()),
+                    profile: None,
+                },
+            }],
+            model_outputs: vec![("m-1".into(), 3)],
+        }
+    }
+
+    #[test]
+    fn a_run_has_mlflows_shape_with_unset_fields_left_out() {
+        let expected = json!({
+            "info": {
+                "run_id": "abc", "run_uuid": "abc", "run_name": "fox", "experiment_id": "7", "user_id": "alice",
+                "status": "FINISHED", "start_time": 1_700_000_000_000i64, "end_time": 1_700_000_000_500i64,
+                "artifact_uri": "file:///a/7/abc/artifacts", "lifecycle_stage": "active"
+            },
+            "data": {
+                "metrics": [
+                    {"key": "auc", "value": 0.30000000000000004, "timestamp": 5, "step": 2},
+                    {"key": "bad", "value": "NaN", "timestamp": 6, "step": 0},
+                    {"key": "big", "value": "-Infinity", "timestamp": 7, "step": -1}
+                ],
+                "params": [{"key": "model", "value": "gbm"}],
+                "tags": [{"key": "mlflow.runName", "value": "fox \"quoted\""}]
+            },
+            "inputs": {"dataset_inputs": [{
+                "tags": [{"key": "mlflow.data.context", "value": "training"}],
+                "dataset": {"name": "german", "digest": "d1", "source_type": "local", "source": "{}", "schema": "{\"a\":1}"}
+            }]},
+            "outputs": {"model_outputs": [{"model_id": "m-1", "step": 3}]}
+        });
+        let full = full_run();
+        assert_eq!(run(&full), expected);
+        // The bytes a page is written as read back to the same document.
+        let text = serde_json::to_string(&RunPage { runs: vec![full.clone()], next_page_token: Some("tok".into()) }).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"runs": [expected], "next_page_token": "tok"}));
+
+        let bare = Run {
+            info: RunInfo { user_id: String::new(), end_time: None, ..full.info.clone() },
+            metrics: vec![],
+            params: vec![],
+            tags: vec![],
+            dataset_inputs: vec![],
+            model_outputs: vec![],
+        };
+        let expected = json!({
+            "info": {
+                "run_id": "abc", "run_uuid": "abc", "run_name": "fox", "experiment_id": "7",
+                "status": "FINISHED", "start_time": 1_700_000_000_000i64,
+                "artifact_uri": "file:///a/7/abc/artifacts", "lifecycle_stage": "active"
+            },
+            "data": {}, "inputs": {}, "outputs": {}
+        });
+        assert_eq!(run(&bare), expected);
+        let text = serde_json::to_string(&RunPage { runs: vec![], next_page_token: None }).unwrap();
+        assert_eq!(text, "{}");
+    }
 }

@@ -245,6 +245,32 @@ async fn latest_metric_and_history_follow_mlflow(store: Store) {
     assert_eq!(store.metric_history(&id, "loss", None, "").await.unwrap().items.len(), 5);
 }
 
+async fn a_loaded_run_reads_back_exactly_what_was_logged(store: Store) {
+    // Runs are loaded as a JSON document the database builds: every double must come back bit
+    // for bit, and text with quotes, backslashes, control characters and non-ASCII unchanged.
+    let id = store.create_run(&who(), new_run("0")).await.unwrap().info.run_id;
+    let values = [0.1 + 0.2, 1.0 / 3.0, 1e-300, 5e-324, f64::MAX, -f64::MAX, f64::NEG_INFINITY, 123456789.123456789, 2f64.powi(60)];
+    let metrics: Vec<Metric> = values.iter().enumerate().map(|(i, v)| metric(&format!("m{i}"), *v, i64::MAX - i as i64, -(i as i64))).collect();
+    let odd = "quote \" backslash \\ tab \t newline \n nul-free \u{1} é 漢字 🦀 '; DROP TABLE runs; --";
+    let batch = Batch { metrics, params: vec![param("odd", odd)], tags: vec![tag("odd", odd), tag("empty", "")] };
+    store.log_batch(&who(), &id, &batch).await.unwrap();
+    let output = store.get_run(&id).await.unwrap();
+    for (i, v) in values.iter().enumerate() {
+        let m = output.metrics.iter().find(|m| m.key == format!("m{i}")).unwrap();
+        assert_eq!(m.value.to_bits(), v.to_bits(), "metric m{i}: logged {v:e}, read {:e}", m.value);
+        assert_eq!((m.timestamp, m.step), (i64::MAX - i as i64, -(i as i64)));
+    }
+    assert_eq!(output.params, vec![param("odd", odd)]);
+    assert_eq!(output.tags.iter().filter(|t| t.key != "mlflow.runName").cloned().collect::<Vec<_>>(), vec![tag("empty", ""), tag("odd", odd)]);
+    let keys: Vec<&str> = output.metrics.iter().map(|m| m.key.as_str()).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "metrics come back ordered by key");
+    let found = store.search_runs(&query("0", "params.odd LIKE '%DROP TABLE%'")).await.unwrap().items;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0], output);
+}
+
 async fn bulk_interval_samples_evenly_and_keeps_the_last_point(store: Store) {
     let id = store.create_run(&who(), new_run("0")).await.unwrap().info.run_id;
     let metrics = (0..100).map(|s| metric("acc", s as f64, 1000 + s, s)).collect();
@@ -504,6 +530,7 @@ conformance!(
     runs_are_created_named_updated_deleted_and_restored,
     params_cannot_change_and_a_refused_batch_leaves_nothing,
     latest_metric_and_history_follow_mlflow,
+    a_loaded_run_reads_back_exactly_what_was_logged,
     bulk_interval_samples_evenly_and_keeps_the_last_point,
     run_search_supports_the_filter_grammar,
     run_search_orders_and_pages,

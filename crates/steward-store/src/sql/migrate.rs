@@ -25,6 +25,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 10, name: "datasets", sql: include_str!("../../migrations/sqlite/0010_datasets.sql") },
     Migration { version: 11, name: "agent", sql: include_str!("../../migrations/sqlite/0011_agent.sql") },
     Migration { version: 12, name: "incident_analyses", sql: include_str!("../../migrations/sqlite/0012_incident_analyses.sql") },
+    Migration { version: 13, name: "search_layout", sql: include_str!("../../migrations/sqlite/0013_search_layout.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -40,6 +41,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 10, name: "datasets", sql: include_str!("../../migrations/postgres/0010_datasets.sql") },
     Migration { version: 11, name: "agent", sql: include_str!("../../migrations/postgres/0011_agent.sql") },
     Migration { version: 12, name: "incident_analyses", sql: include_str!("../../migrations/postgres/0012_incident_analyses.sql") },
+    Migration { version: 13, name: "search_layout", sql: include_str!("../../migrations/postgres/0013_search_layout.sql") },
 ];
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {

@@ -12,6 +12,7 @@ mod datasets;
 mod migrate;
 mod names;
 mod registry;
+mod runs;
 mod search;
 mod serving;
 mod writer;
@@ -26,7 +27,7 @@ use sqlx::{AnyPool, Row};
 use sqlx::Executor;
 use writer::{WriteTx, Writer};
 use steward_core::entities::{
-    Batch, Dataset, DatasetInput, Experiment, LifecycleStage, Metric, NewRun, Param, Run, RunInfo, RunMetric, RunStatus,
+    Batch, DatasetInput, Experiment, LifecycleStage, Metric, NewRun, Param, Run, RunInfo, RunMetric,
     RunUpdate, Tag, RUN_NAME_TAG,
 };
 use steward_core::access::{Principal, Role};
@@ -303,7 +304,7 @@ fn parse_uri(uri: &str) -> Result<(Backend, String)> {
     Ok((Backend::Sqlite, format!("sqlite://{}?mode=rwc", abs.display())))
 }
 
-const SQLITE_PRAGMAS: [&str; 5] = [
+const SQLITE_PRAGMAS: [&str; 6] = [
     "PRAGMA journal_mode = WAL",
     "PRAGMA busy_timeout = 10000",
     // FULL: an acknowledged write survives power loss, not only a process crash.
@@ -311,6 +312,9 @@ const SQLITE_PRAGMAS: [&str; 5] = [
     "PRAGMA foreign_keys = ON",
     // MLflow's LIKE is case-sensitive; ILIKE is the case-insensitive one.
     "PRAGMA case_sensitive_like = ON",
+    // Reads map the database file instead of copying each page into every reader
+    // connection's own page cache (256 MiB of address space; larger files read the rest).
+    "PRAGMA mmap_size = 268435456",
 ];
 
 impl SqlStore {
@@ -431,121 +435,10 @@ impl SqlStore {
         // Keep the caller's order (it carries the search's ORDER BY).
         Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
     }
-
-    /// Loads whole runs (info, latest metrics, params, tags, inputs), in the order given.
-    async fn load_runs(&self, ids: &[String]) -> Result<Vec<Run>> {
-        if ids.is_empty() {
-            return Ok(vec![]);
-        }
-        let ph = placeholders(1, ids.len());
-        let binds: Vec<Bind> = ids.iter().map(|i| Bind::Text(i.clone())).collect();
-        let fetch = |sql: String| self.rows(sql, binds.clone());
-        let infos = fetch(format!(
-            "SELECT run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage FROM runs WHERE run_uuid IN ({ph})"
-        ))
-        .await?;
-        let metrics = fetch(format!(
-            "SELECT run_uuid, key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid IN ({ph})"
-        ))
-        .await?;
-        let params = fetch(format!("SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({ph})")).await?;
-        let tags = fetch(format!("SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({ph})")).await?;
-        let inputs = fetch(format!(
-            "SELECT i.run_uuid, d.dataset_uuid, d.name, d.digest, d.source_type, d.source, d.dataset_schema, d.profile \
-             FROM run_inputs i JOIN datasets d ON d.dataset_uuid = i.dataset_uuid WHERE i.run_uuid IN ({ph}) ORDER BY d.name, d.digest"
-        ))
-        .await?;
-        let input_tags = fetch(format!(
-            "SELECT run_uuid, dataset_uuid, key, value FROM input_tags WHERE run_uuid IN ({ph})"
-        ))
-        .await?;
-
-        let mut runs: HashMap<String, Run> = HashMap::new();
-        for r in infos {
-            let info = run_info_from_row(&r)?;
-            runs.insert(info.run_id.clone(), Run { info, metrics: vec![], params: vec![], tags: vec![], dataset_inputs: vec![], model_outputs: vec![] });
-        }
-        for r in metrics {
-            if let Some(run) = runs.get_mut(&r.get::<String, _>(0)) {
-                run.metrics.push(Metric {
-                    key: r.get(1),
-                    value: loaded_value(r.get(2), r.get(5)),
-                    timestamp: r.get(3),
-                    step: r.get(4),
-                });
-            }
-        }
-        for (id, list) in tags_by_owner::<String>(params) {
-            if let Some(run) = runs.get_mut(&id) {
-                run.params = list.into_iter().map(|t| Param { key: t.key, value: t.value }).collect();
-            }
-        }
-        for (id, list) in tags_by_owner::<String>(tags) {
-            if let Some(run) = runs.get_mut(&id) {
-                run.tags = list;
-            }
-        }
-        let outputs = fetch(format!("SELECT run_uuid, model_id, step FROM run_outputs WHERE run_uuid IN ({ph}) ORDER BY step, model_id")).await?;
-        for r in outputs {
-            if let Some(run) = runs.get_mut(&r.get::<String, _>(0)) {
-                run.model_outputs.push((r.get(1), r.get(2)));
-            }
-        }
-        let mut itags: HashMap<(String, String), Vec<Tag>> = HashMap::new();
-        for r in input_tags {
-            itags.entry((r.get(0), r.get(1))).or_default().push(Tag { key: r.get(2), value: r.get(3) });
-        }
-        for r in inputs {
-            let run_id: String = r.get(0);
-            let dataset_uuid: String = r.get(1);
-            if let Some(run) = runs.get_mut(&run_id) {
-                let tags = itags.remove(&(run_id.clone(), dataset_uuid)).unwrap_or_default();
-                run.dataset_inputs.push(DatasetInput {
-                    tags,
-                    dataset: Dataset {
-                        name: r.get(2),
-                        digest: r.get(3),
-                        source_type: r.get(4),
-                        source: r.get(5),
-                        schema: r.get(6),
-                        profile: r.get(7),
-                    },
-                });
-            }
-        }
-        // Sorted here rather than in SQL: per run the lists are short, while an ORDER BY over
-        // a page of a thousand runs costs the database a temporary B-tree per query.
-        for run in runs.values_mut() {
-            run.metrics.sort_by(|a, b| a.key.cmp(&b.key));
-            run.params.sort_by(|a, b| a.key.cmp(&b.key));
-            run.tags.sort_by(|a, b| a.key.cmp(&b.key));
-            for input in &mut run.dataset_inputs {
-                input.tags.sort_by(|a, b| a.key.cmp(&b.key));
-            }
-        }
-        Ok(ids.iter().filter_map(|id| runs.remove(id)).collect())
-    }
 }
 
 fn open_error(uri: &str, e: sqlx::Error) -> Error {
     Error::new(ErrorCode::TemporarilyUnavailable, format!("cannot open metadata store '{uri}': {e}"))
-}
-
-fn run_info_from_row(r: &AnyRow) -> Result<RunInfo> {
-    let status: String = r.get(4);
-    let stage: String = r.get(8);
-    let experiment_id: i64 = r.get(2);
-    Ok(RunInfo {
-        run_id: r.get(0),
-        run_name: r.get(1),
-        experiment_id: experiment_id.to_string(),
-        user_id: r.get(3),
-        status: RunStatus::parse(&status)?,
-        start_time: r.get(5),
-        end_time: r.get(6),
-        artifact_uri: r.get(7),
-        lifecycle_stage: LifecycleStage::parse(&stage)?,
-    })
 }
 
 /// Reads a run's lifecycle stage inside a write transaction; refuses unknown runs.
@@ -770,7 +663,8 @@ impl MetadataStore for SqlStore {
     }
 
     async fn get_run(&self, run_id: &str) -> Result<Run> {
-        self.load_runs(&[run_id.to_owned()]).await?.pop().ok_or_else(|| run_not_found(run_id))
+        let (_, mut runs) = self.runs_page("SELECT run_uuid AS id FROM runs WHERE run_uuid = $1", None, vec![Bind::Text(run_id.to_owned())]).await?;
+        runs.remove(run_id).ok_or_else(|| run_not_found(run_id))
     }
 
     async fn update_run(&self, audit: &Audit, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
@@ -821,11 +715,11 @@ impl MetadataStore for SqlStore {
     }
 
     async fn search_runs(&self, query: &RunQuery) -> Result<Page<Run>> {
-        let (sql, binds, limit, offset) = search::runs_sql(query)?;
-        let rows = self.backend.query(sql, binds).fetch_all(&self.read).await.map_err(db_error)?;
-        let mut ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        let next = page_after(&mut ids, limit, offset);
-        Ok(Page { items: self.load_runs(&ids).await?, next_page_token: next })
+        let page = search::runs_sql(query)?;
+        let (mut ids, mut runs) = self.runs_page(&page.sql, Some(&page.order), page.binds).await?;
+        let next = page_after(&mut ids, page.limit, page.offset);
+        let items = ids.iter().filter_map(|id| runs.remove(id)).collect();
+        Ok(Page { items, next_page_token: next })
     }
 
     async fn log_batch(&self, audit: &Audit, run_id: &str, batch: &Batch) -> Result<()> {

@@ -16,6 +16,8 @@ struct Sql {
     joins: Vec<String>,
     wheres: Vec<String>,
     orders: Vec<String>,
+    /// Sort keys of a run search: expression and direction.
+    keys: Vec<(String, &'static str)>,
 }
 
 impl Sql {
@@ -65,17 +67,23 @@ fn compare(sql: &mut Sql, c: &Clause, column: &str, numeric_as_int: bool) -> Res
     })
 }
 
-/// A run filter over a key/value side table as `r.run_uuid IN (...)`: the planner can then
-/// drive from the (key, value) index instead of probing the table once per run.
-fn run_key_value_clause(sql: &mut Sql, c: &Clause, table: &str) -> Result<String> {
+/// A run filter over one of the run's key/value tables (`latest_metrics`, `params`, `tags`),
+/// whose primary key is (run_uuid, key). A comparison becomes an inner join on that key: the
+/// planner can drive the search from the (key, value) index and probe the run, or scan the
+/// experiment's runs and probe the key, whichever its statistics favour, and a run has at most
+/// one row per key, so the join never repeats a run. Returns the WHERE clause, if any.
+fn run_key_value_clause(sql: &mut Sql, c: &Clause, table: &str) -> Result<Option<String>> {
     let k = sql.bind(Bind::Text(c.key.clone()));
+    let nan = if table == "latest_metrics" { " AND kv.is_nan = 0" } else { "" };
     let keyed = format!("SELECT kv.run_uuid FROM {table} kv WHERE kv.key = {k}");
     Ok(match c.op {
-        Comparator::IsNull => format!("r.run_uuid NOT IN ({keyed})"),
-        Comparator::IsNotNull => format!("r.run_uuid IN ({keyed})"),
+        Comparator::IsNull => Some(format!("r.run_uuid NOT IN ({keyed})")),
+        Comparator::IsNotNull => Some(format!("r.run_uuid IN ({keyed})")),
         _ => {
-            let cmp = compare(sql, c, "kv.value", false)?;
-            format!("r.run_uuid IN ({keyed} AND {cmp})")
+            let alias = format!("f{}", sql.joins.len());
+            let cmp = compare(sql, c, &format!("{alias}.value"), false)?;
+            sql.joins.push(format!("JOIN {table} {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = {k}{} AND {cmp}", nan.replace("kv.", &format!("{alias}."))));
+            None
         }
     })
 }
@@ -107,31 +115,29 @@ fn run_attribute_column(key: &str) -> &'static str {
     }
 }
 
-fn run_clause(sql: &mut Sql, c: &Clause) -> Result<String> {
+/// Adds a filter clause to the search: as a join (see `run_key_value_clause`) or as the
+/// returned WHERE clause.
+fn run_clause(sql: &mut Sql, c: &Clause) -> Result<Option<String>> {
     match c.entity {
-        Entity::Metric => {
-            let k = sql.bind(Bind::Text(c.key.clone()));
-            let cmp = compare(sql, c, "m.value", false)?;
-            Ok(format!("r.run_uuid IN (SELECT m.run_uuid FROM latest_metrics m WHERE m.key = {k} AND m.is_nan = 0 AND {cmp})"))
-        }
+        Entity::Metric => run_key_value_clause(sql, c, "latest_metrics"),
         Entity::Param => run_key_value_clause(sql, c, "params"),
         Entity::Tag => run_key_value_clause(sql, c, "tags"),
         Entity::Attribute => {
             let column = run_attribute_column(&c.key);
             let numeric = search::RUNS_NUMERIC_ATTRIBUTES.contains(&c.key.as_str());
-            compare(sql, c, column, numeric)
+            compare(sql, c, column, numeric).map(Some)
         }
         Entity::Dataset => {
             let base = "SELECT 1 FROM run_inputs i JOIN datasets d ON d.dataset_uuid = i.dataset_uuid WHERE i.run_uuid = r.run_uuid";
             if c.key == "context" {
                 let cmp = compare(sql, c, "t.value", false)?;
-                Ok(format!(
+                Ok(Some(format!(
                     "EXISTS ({base} AND EXISTS (SELECT 1 FROM input_tags t WHERE t.run_uuid = i.run_uuid AND t.dataset_uuid = i.dataset_uuid AND t.key = 'mlflow.data.context' AND {cmp}))"
-                ))
+                )))
             } else {
                 let column = if c.key == "name" { "d.name" } else { "d.digest" };
                 let cmp = compare(sql, c, column, false)?;
-                Ok(format!("EXISTS ({base} AND {cmp})"))
+                Ok(Some(format!("EXISTS ({base} AND {cmp})")))
             }
         }
     }
@@ -148,20 +154,20 @@ fn run_order(sql: &mut Sql, o: &OrderBy, n: usize) {
             let k = sql.bind(Bind::Text(o.key.clone()));
             sql.joins.push(format!("LEFT JOIN latest_metrics o{n} ON o{n}.run_uuid = r.run_uuid AND o{n}.key = {k}"));
             // Values first, then NaN, then runs without the metric, whatever the direction.
-            sql.orders.push(format!("CASE WHEN o{n}.run_uuid IS NULL THEN 2 WHEN o{n}.is_nan = 1 THEN 1 ELSE 0 END"));
-            sql.orders.push(format!("o{n}.value {dir}"));
+            sql.keys.push((format!("CASE WHEN o{n}.run_uuid IS NULL THEN 2 WHEN o{n}.is_nan = 1 THEN 1 ELSE 0 END"), "ASC"));
+            sql.keys.push((format!("o{n}.value"), dir));
         }
         Entity::Param | Entity::Tag => {
             let table = if o.entity == Entity::Param { "params" } else { "tags" };
             let k = sql.bind(Bind::Text(o.key.clone()));
             sql.joins.push(format!("LEFT JOIN {table} o{n} ON o{n}.run_uuid = r.run_uuid AND o{n}.key = {k}"));
-            sql.orders.push(format!("CASE WHEN o{n}.value IS NULL THEN 1 ELSE 0 END"));
-            sql.orders.push(format!("o{n}.value {dir}"));
+            sql.keys.push((format!("CASE WHEN o{n}.value IS NULL THEN 1 ELSE 0 END"), "ASC"));
+            sql.keys.push((format!("o{n}.value"), dir));
         }
         Entity::Attribute | Entity::Dataset => {
             let column = run_attribute_column(&o.key);
-            sql.orders.push(format!("CASE WHEN {column} IS NULL THEN 1 ELSE 0 END"));
-            sql.orders.push(format!("{column} {dir}"));
+            sql.keys.push((format!("CASE WHEN {column} IS NULL THEN 1 ELSE 0 END"), "ASC"));
+            sql.keys.push((column.to_owned(), dir));
         }
     }
 }
@@ -183,8 +189,18 @@ pub(super) fn limit_and_offset(max_results: Option<i64>, default: i64, threshold
     Ok((limit, decode_page_token(page_token)?))
 }
 
-/// SQL selecting one page (+1 row) of run ids; returns `(sql, binds, limit, offset)`.
-pub(super) fn runs_sql(q: &RunQuery) -> Result<(String, Vec<Bind>, i64, u64)> {
+/// One page (+1 row) of a run search, as a query yielding `id` and the sort keys `k0, k1, ...`
+/// in page order; `order` sorts by those keys again (an aggregate over the page must name its
+/// order: a subquery's is not kept).
+pub(super) struct RunPageSql {
+    pub sql: String,
+    pub order: String,
+    pub binds: Vec<Bind>,
+    pub limit: i64,
+    pub offset: u64,
+}
+
+pub(super) fn runs_sql(q: &RunQuery) -> Result<RunPageSql> {
     let (limit, offset) = limit_and_offset(
         q.max_results,
         validation::SEARCH_RUNS_DEFAULT_MAX_RESULTS,
@@ -208,24 +224,28 @@ pub(super) fn runs_sql(q: &RunQuery) -> Result<(String, Vec<Bind>, i64, u64)> {
     let stages: Vec<String> = q.view.stages().iter().map(|s| s.to_string()).collect();
     let ph = sql.bind_list(&stages);
     sql.wheres.push(format!("r.lifecycle_stage IN ({ph})"));
+    // Filter joins come before the ordering's LEFT JOINs, which the planner does not reorder.
     for c in &filter.clauses {
-        let w = run_clause(&mut sql, c)?;
-        sql.wheres.push(w);
+        if let Some(w) = run_clause(&mut sql, c)? {
+            sql.wheres.push(w);
+        }
     }
     for (n, o) in orders.iter().enumerate() {
         run_order(&mut sql, o, n);
     }
-    sql.orders.push("r.start_time DESC".into());
-    sql.orders.push("r.run_uuid ASC".into());
+    sql.keys.push(("r.start_time".into(), "DESC"));
+    sql.keys.push(("r.run_uuid".into(), "ASC"));
     let l = sql.bind(Bind::I64(limit + 1));
     let off = sql.bind(Bind::I64(offset as i64));
+    let columns: Vec<String> = sql.keys.iter().enumerate().map(|(n, (expr, _))| format!("{expr} AS k{n}")).collect();
+    let order = sql.keys.iter().enumerate().map(|(n, (_, dir))| format!("k{n} {dir}")).collect::<Vec<_>>().join(", ");
     let text = format!(
-        "SELECT r.run_uuid FROM runs r {} WHERE {} ORDER BY {} LIMIT {l} OFFSET {off}",
+        "SELECT r.run_uuid AS id, {} FROM runs r {} WHERE {} ORDER BY {order} LIMIT {l} OFFSET {off}",
+        columns.join(", "),
         sql.joins.join(" "),
         sql.wheres.join(" AND "),
-        sql.orders.join(", ")
     );
-    Ok((text, sql.binds, limit, offset))
+    Ok(RunPageSql { sql: text, order, binds: sql.binds, limit, offset })
 }
 
 fn experiment_column(key: &str) -> &'static str {
