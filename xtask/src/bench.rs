@@ -12,14 +12,25 @@ use serde_json::{Value, json};
 
 use crate::env;
 
-/// Kills the child process when dropped, so a failed benchmark leaves no server behind.
+/// Kills the child's process group when dropped, so a benchmark (finished or failed) leaves
+/// no server behind: `mlflow server` runs its workers and job queue as child processes, which
+/// outlived a kill of the parent alone and kept a core busy through later measurements. The
+/// child must have been spawned with [`own_group`].
 pub struct Guard(pub Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Makes the command's process the leader of a new process group (see [`Guard`]).
+pub fn own_group(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0)
 }
 
 pub fn free_port() -> anyhow::Result<u16> {
@@ -41,7 +52,7 @@ pub fn wait_healthy(url: &str, what: &str) -> anyhow::Result<()> {
 fn start_mlflow(venv: &Path, dir: &Path) -> anyhow::Result<(Guard, String)> {
     let port = free_port()?;
     let log = std::fs::File::create(dir.join("mlflow-server.log"))?;
-    let child = Command::new(venv.join("bin/mlflow"))
+    let child = own_group(&mut Command::new(venv.join("bin/mlflow")))
         .args(["server", "--host", "127.0.0.1", "--port", &port.to_string()])
         .arg("--backend-store-uri")
         .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
@@ -60,7 +71,7 @@ fn start_mlflow(venv: &Path, dir: &Path) -> anyhow::Result<(Guard, String)> {
 
 pub fn start_steward(dir: &Path) -> anyhow::Result<(Guard, String)> {
     let port = free_port()?;
-    let child = Command::new(env::target_dir().join("release/steward"))
+    let child = own_group(&mut Command::new(env::target_dir().join("release/steward")))
         .args(["server", "--port", &port.to_string()])
         .arg("--backend-store-uri")
         .arg(format!("sqlite:///{}", dir.join("steward.db").display()))
@@ -94,14 +105,22 @@ struct Client {
 }
 
 impl Client {
-    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+    /// Sends a request and reads the whole response body; fails on a non-2xx status. What a
+    /// timed request waits for: the server's complete answer, not the load generator's parse
+    /// of it into a JSON tree (which, for a 0.5 MB search page, took longer than Steward's
+    /// answer).
+    async fn send(&self, path: &str, body: &Value) -> anyhow::Result<bytes::Bytes> {
         let resp = self.http.post(format!("{}/api/2.0/mlflow/{path}", self.base)).json(body).send().await?;
         let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        let bytes = resp.bytes().await?;
         if !status.is_success() {
-            bail!("{path}: {status} {v}");
+            bail!("{path}: {status} {}", String::from_utf8_lossy(&bytes));
         }
-        Ok(v)
+        Ok(bytes)
+    }
+    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let bytes = self.send(path, body).await?;
+        serde_json::from_slice(&bytes).with_context(|| format!("{path}: the answer is not JSON"))
     }
     async fn create_run(&self, exp: &str) -> anyhow::Result<String> {
         let v = self.post("runs/create", &json!({"experiment_id": exp, "start_time": 1})).await?;
@@ -217,7 +236,7 @@ async fn workload(name: &str, base: &str) -> anyhow::Result<Results> {
     let (lat, wall) = drive(SEARCH_REQUESTS, 1, move |_| {
         let c = c.clone();
         let body = body.clone();
-        async move { c.post("runs/search", &body).await.map(drop) }
+        async move { c.send("runs/search", &body).await.map(drop) }
     })
     .await?;
     Ok(Results { log_batch, create_run, search: stats(lat, wall), search_hits: hits })

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::bench::{Guard, free_port, start_steward, wait_healthy};
+use crate::bench::{Guard, free_port, own_group, start_steward, wait_healthy};
 use crate::env;
 
 const CONCURRENCY: usize = 4;
@@ -138,7 +138,7 @@ pub fn serve() -> anyhow::Result<()> {
     env::step("mlflow models serve 3.17.2 (sklearn flavor): load");
     let port = free_port()?;
     let log = std::fs::File::create(dir.join("mlflow-serve.log"))?;
-    let child = Command::new(venv.join("bin/mlflow"))
+    let child = own_group(&mut Command::new(venv.join("bin/mlflow")))
         .args(["models", "serve", "--env-manager", "local", "--host", "127.0.0.1", "--port", &port.to_string(), "-m"])
         .arg(dir.join("mlflow-model"))
         .env("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -2,8 +2,9 @@
 //! embedded default) or PostgreSQL.
 //!
 //! The two backends share every statement (both accept `$N` placeholders, `ON CONFLICT`,
-//! `RETURNING` and window functions); they differ in connection setup, the write path and
-//! their migrations (`migrations/<backend>/`). SQLite gets a single-connection writer pool so
+//! `RETURNING` and window functions); they differ in connection setup, the write path, their
+//! migrations (`migrations/<backend>/`) and the names of the JSON functions that build a page
+//! of runs (`runs.rs`). SQLite gets a single-connection writer pool so
 //! that writes are serialised in-process and never fight over the database lock, and a
 //! separate reader pool that WAL lets run alongside it.
 
