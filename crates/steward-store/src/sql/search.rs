@@ -74,7 +74,6 @@ fn compare(sql: &mut Sql, c: &Clause, column: &str, numeric_as_int: bool) -> Res
 /// one row per key, so the join never repeats a run. Returns the WHERE clause, if any.
 fn run_key_value_clause(sql: &mut Sql, c: &Clause, table: &str) -> Result<Option<String>> {
     let k = sql.bind(Bind::Text(c.key.clone()));
-    let nan = if table == "latest_metrics" { " AND kv.is_nan = 0" } else { "" };
     let keyed = format!("SELECT kv.run_uuid FROM {table} kv WHERE kv.key = {k}");
     Ok(match c.op {
         Comparator::IsNull => Some(format!("r.run_uuid NOT IN ({keyed})")),
@@ -82,7 +81,8 @@ fn run_key_value_clause(sql: &mut Sql, c: &Clause, table: &str) -> Result<Option
         _ => {
             let alias = format!("f{}", sql.joins.len());
             let cmp = compare(sql, c, &format!("{alias}.value"), false)?;
-            sql.joins.push(format!("JOIN {table} {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = {k}{} AND {cmp}", nan.replace("kv.", &format!("{alias}."))));
+            let nan = if table == "latest_metrics" { format!(" AND {alias}.is_nan = 0") } else { String::new() };
+            sql.joins.push(format!("JOIN {table} {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = {k}{nan} AND {cmp}"));
             None
         }
     })
