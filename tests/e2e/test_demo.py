@@ -59,7 +59,7 @@ def test_the_validation_report_has_every_section_with_the_scenarios_figures(demo
     entries = requests.get(f"{base}/api/steward/v1/audit", params={"limit": 10000}).json()["entries"]
     canary = [e for e in entries if e["entity_id"] == "credit" and e["action"] == "deployment.update" and e["actor"] != "agent"]
     assert len(canary) == 1 and canary[0]["reason"].startswith("agent action ") and "(retrain)" in canary[0]["reason"], canary
-    forged = requests.patch(f"{base}/api/steward/v1/deployments/credit", json={"shadow": None, "steward_agent_action": "not-an-action"})
+    forged = requests.patch(f"{base}/api/steward/v1/deployments/credit", json={"shadow": None}, headers={"X-Steward-Agent-Action": "not-an-action"})
     assert forged.status_code == 400 and "not-an-action" in forged.json()["message"], forged.text
     v1 = requests.get(f"{base}/api/steward/v1/registry/models/credit-default/versions/1/documents/validation-report", params={"format": "md"})
     assert v1.status_code == 200 and "demo: v1 validated and approved for production" in v1.text and "alias 'champion' set to this version" in v1.text, v1.text

@@ -4,7 +4,8 @@
 use crate::error::{Error, ErrorCode, Result};
 
 /// A user's role. Each role can do everything the one before it can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads everything, changes nothing.
     Viewer,
@@ -35,6 +36,45 @@ impl Role {
     }
 }
 
+/// A user account as administrators see it. Users are never removed from the store: a deleted
+/// user keeps a tombstone, so their name — which the ledger and the four-eyes rule refer to —
+/// cannot be given to somebody else.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+    pub created_at: i64,
+    /// A disabled user's tokens are refused until the user is enabled again.
+    pub disabled: bool,
+    /// When the user was deleted (their tokens are revoked with them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<i64>,
+}
+
+/// An API token's record; the clear token is shown once, when it is issued, and never kept.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenInfo {
+    /// A public handle to list and revoke it by (`tok_` and 16 hex digits of its digest).
+    pub id: String,
+    pub user: String,
+    pub label: String,
+    pub created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
+}
+
+/// User names: 1-128 letters, digits, `_`, `-`, `.` or `@`.
+pub fn check_user_name(name: &str) -> Result<()> {
+    let valid = !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!("invalid user name '{name}': use 1-128 letters, digits, '_', '-', '.' or '@'")))
+    }
+}
+
 /// The authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -42,34 +82,83 @@ pub struct Principal {
     pub role: Role,
 }
 
-/// What a request needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Need {
+/// What a route needs of its caller. Every HTTP route declares exactly one (the server's
+/// route table); nothing is authorised by the shape of a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Perm {
+    /// No credentials needed: health, version, the UI's static files, `/metrics`.
+    Public,
+    /// Reading anything, and scoring (which changes nothing but the prediction log).
     Read,
+    /// Tracking and registry writes: runs, artifacts, models, versions, unprotected aliases.
     Write,
+    /// Changing what production serves: deployments' routes, the stop switch, monitors.
+    Deploy,
+    /// `Deploy`, or `Write` on behalf of a running agent action that names the deployment
+    /// (the agent's retraining pipeline adding its canary). The handler checks the action.
+    DeployOrAgentAction,
+    /// Deciding the agent's pending actions (the approval queue).
+    Approve,
+    /// Users and API tokens.
     Admin,
+}
+
+impl Perm {
+    pub const ALL: [Perm; 7] = [Perm::Public, Perm::Read, Perm::Write, Perm::Deploy, Perm::DeployOrAgentAction, Perm::Approve, Perm::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Perm::Public => "public",
+            Perm::Read => "read",
+            Perm::Write => "write",
+            Perm::Deploy => "deploy",
+            Perm::DeployOrAgentAction => "deploy-or-agent-action",
+            Perm::Approve => "approve",
+            Perm::Admin => "admin",
+        }
+    }
+
+    /// What a caller without it is told they may not do.
+    fn denied_what(self) -> &'static str {
+        match self {
+            Perm::Public | Perm::Read => "read",
+            Perm::Write => "make changes",
+            Perm::Deploy | Perm::DeployOrAgentAction => "change what a deployment serves",
+            Perm::Approve => "decide the agent's actions",
+            Perm::Admin => "manage users and tokens",
+        }
+    }
+
+    /// The least role that holds this permission outright.
+    pub fn least_role(self) -> Option<Role> {
+        match self {
+            Perm::Public => None,
+            Perm::Read => Some(Role::Viewer),
+            Perm::Write => Some(Role::Scientist),
+            Perm::Deploy | Perm::DeployOrAgentAction | Perm::Approve => Some(Role::Validator),
+            Perm::Admin => Some(Role::Admin),
+        }
+    }
+}
+
+impl Role {
+    /// Whether this role holds `perm` outright (an agent action can lend `Deploy` to a
+    /// scientist; see [`Perm::DeployOrAgentAction`]).
+    pub fn grants(self, perm: Perm) -> bool {
+        perm.least_role().is_none_or(|least| self >= least)
+    }
 }
 
 fn denied(message: String) -> Error {
     Error::new(ErrorCode::PermissionDenied, message)
 }
 
-/// Checks a principal's role against what a request needs.
-pub fn authorize(p: &Principal, need: Need) -> Result<()> {
-    let ok = match need {
-        Need::Read => true,
-        Need::Write => p.role >= Role::Scientist,
-        Need::Admin => p.role == Role::Admin,
-    };
-    if ok {
+/// Checks a principal's role against what a route needs.
+pub fn authorize(p: &Principal, perm: Perm) -> Result<()> {
+    if p.role.grants(perm) {
         return Ok(());
     }
-    let what = match need {
-        Need::Read => "read",
-        Need::Write => "make changes",
-        Need::Admin => "manage users and tokens",
-    };
-    Err(denied(format!("user '{}' has role {} and may not {what}", p.name, p.role.as_str())))
+    Err(denied(format!("user '{}' has role {} and may not {}", p.name, p.role.as_str(), perm.denied_what())))
 }
 
 /// Aliases that only validators and admins may set, by default.
@@ -108,20 +197,23 @@ mod tests {
 
     #[test]
     fn roles_grant_in_order() {
+        use Perm::*;
         let table = [
-            (Role::Viewer, [true, false, false]),
-            (Role::Scientist, [true, true, false]),
-            (Role::Validator, [true, true, false]),
-            (Role::Admin, [true, true, true]),
+            (Role::Viewer, [true, true, false, false, false, false, false]),
+            (Role::Scientist, [true, true, true, false, false, false, false]),
+            (Role::Validator, [true, true, true, true, true, true, false]),
+            (Role::Admin, [true, true, true, true, true, true, true]),
         ];
         for (role, expect) in table {
-            for (need, ok) in [Need::Read, Need::Write, Need::Admin].into_iter().zip(expect) {
-                assert_eq!(authorize(&who("u", role), need).is_ok(), ok, "{role:?} {need:?}");
+            for (perm, ok) in [Public, Read, Write, Deploy, DeployOrAgentAction, Approve, Admin].into_iter().zip(expect) {
+                assert_eq!(authorize(&who("u", role), perm).is_ok(), ok, "{role:?} {perm:?}");
             }
         }
-        let err = authorize(&who("vic", Role::Viewer), Need::Write).unwrap_err();
+        let err = authorize(&who("vic", Role::Viewer), Write).unwrap_err();
         assert_eq!(err.code(), ErrorCode::PermissionDenied);
         assert!(err.message().contains("'vic' has role viewer"), "{err}");
+        let err = authorize(&who("sam", Role::Scientist), Deploy).unwrap_err();
+        assert_eq!(err.message(), "user 'sam' has role scientist and may not change what a deployment serves");
     }
 
     #[test]

@@ -46,7 +46,7 @@ async fn check_promotion(s: &AppState, f: &Fields, name: &str, version: i64, tar
     Ok(())
 }
 
-fn is_protected(s: &AppState, alias: &str) -> bool {
+pub(crate) fn is_protected(s: &AppState, alias: &str) -> bool {
     s.protected_aliases.iter().any(|a| a.eq_ignore_ascii_case(alias))
 }
 

@@ -21,6 +21,8 @@ pub struct Fields {
     data: Data,
     audit: Audit,
     principal: Option<Principal>,
+    /// The running agent action a pipeline acts for (`X-Steward-Agent-Action`), unchecked.
+    agent_action: Option<String>,
 }
 
 enum Data {
@@ -50,17 +52,23 @@ fn type_error(key: &str, value: &Value, want: &str) -> Error {
     ))
 }
 
+/// A non-empty text header.
+fn header(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned).filter(|r| !r.is_empty())
+}
+
 impl<S: Send + Sync> FromRequest<S> for Fields {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let actor = req.extensions().get::<Actor>().map(|a| a.0.clone()).unwrap_or_else(|| "anonymous".into());
         let principal = req.extensions().get::<Principal>().cloned();
-        let reason = req.headers().get(REASON_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned).filter(|r| !r.is_empty());
+        let reason = header(req.headers(), REASON_HEADER);
+        let agent_action = header(req.headers(), crate::auth::AGENT_ACTION_HEADER);
         if req.method() == Method::GET || req.method() == Method::DELETE && req.uri().query().is_some() {
             let query = req.uri().query().unwrap_or("");
             let pairs = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-            return Ok(Fields { data: Data::Query(pairs), audit: Audit::new(actor, reason, query.as_bytes()), principal });
+            return Ok(Fields { data: Data::Query(pairs), audit: Audit::new(actor, reason, query.as_bytes()), principal, agent_action });
         }
         let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
@@ -68,7 +76,7 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
         })?;
         let mut audit = Audit::new(actor, reason, &body);
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Fields { data: Data::Json(Map::new()), audit, principal });
+            return Ok(Fields { data: Data::Json(Map::new()), audit, principal, agent_action });
         }
         match content_type.as_deref().map(|c| c.split(';').next().unwrap_or("").trim()) {
             None => return Err(ApiError(Error::invalid("Bad Request. Content-Type header is missing."))),
@@ -90,7 +98,7 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
                 if let Some(Value::String(r)) = map.get("steward_reason").filter(|_| audit.reason.is_none()) {
                     audit.reason = Some(r.clone());
                 }
-                Ok(Fields { data: Data::Json(map), audit, principal })
+                Ok(Fields { data: Data::Json(map), audit, principal, agent_action })
             }
             other => Err(ApiError(Error::invalid(format!("The request body must be a JSON object, got {other}")))),
         }
@@ -106,6 +114,12 @@ impl Fields {
     /// The authenticated caller; `None` on an open server.
     pub fn principal(&self) -> Option<&Principal> {
         self.principal.as_ref()
+    }
+
+    /// The agent action this request says it acts for (`X-Steward-Agent-Action`), not yet
+    /// checked against the running actions.
+    pub fn agent_action(&self) -> Option<&str> {
+        self.agent_action.as_deref()
     }
 
     /// The top-level JSON fields (empty for query-string requests).
@@ -152,6 +166,16 @@ impl Fields {
         match self.get(key) {
             None => Ok(None),
             Some(v) => value_i64(key, &v).map(Some),
+        }
+    }
+
+    /// A boolean: JSON `true`/`false`, or the strings `true`/`false` in a query.
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, Error> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s == "true")),
+            Some(v) => Err(type_error(key, &v, "a boolean")),
         }
     }
 

@@ -4,6 +4,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
+use steward_core::Error;
+use steward_core::access::Role;
 use steward_core::audit::LedgerEntry;
 use steward_core::registry::DatasetVersion;
 
@@ -50,17 +52,68 @@ pub async fn verify(State(s): State<AppState>) -> ApiResult<Json<Value>> {
 /// `POST /api/steward/v1/users {name, role}` (admin).
 pub async fn create_user(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Value>> {
     let name = f.str("name")?;
-    let role = steward_core::access::Role::parse(&f.str("role")?)?;
+    let role = Role::parse(&f.str("role")?)?;
     s.store.create_user(f.audit(), &name, role).await?;
-    Ok(Json(json!({ "user": { "name": name, "role": role.as_str() } })))
+    let user = s.store.users().await?.into_iter().find(|u| u.name == name);
+    Ok(Json(json!({ "user": user })))
 }
 
-/// `POST /api/steward/v1/tokens {user, label}` (admin): the clear token is shown once.
+/// `GET /api/steward/v1/users` (admin): every user, deleted ones included.
+pub async fn users(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "users": s.store.users().await? })))
+}
+
+/// `PATCH /api/steward/v1/users/NAME {role?, disabled?}` (admin).
+pub async fn update_user(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
+    known_fields(&f, &["role", "disabled"])?;
+    let role = f.opt_str("role")?.map(|r| Role::parse(&r)).transpose()?;
+    let disabled = f.opt_bool("disabled")?;
+    if role.is_none() && disabled.is_none() {
+        return Err(Error::invalid("nothing to change: give 'role' or 'disabled'").into());
+    }
+    Ok(Json(json!({ "user": s.store.update_user(f.audit(), &name, role, disabled).await? })))
+}
+
+/// `DELETE /api/steward/v1/users/NAME` (admin): revokes the user's tokens; the name stays taken.
+pub async fn delete_user(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
+    s.store.delete_user(f.audit(), &name).await?;
+    Ok(Json(json!({})))
+}
+
+/// `POST /api/steward/v1/tokens {user, label, expires_in_days?}` (admin): the clear token is
+/// in this answer only.
 pub async fn create_token(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Value>> {
+    known_fields(&f, &["user", "label", "expires_in_days"])?;
     let user = f.str("user")?;
     let label = f.opt_str("label")?.unwrap_or_default();
-    let token = s.store.create_token(f.audit(), &user, &label).await?;
-    Ok(Json(json!({ "user": user, "token": token })))
+    let expires_at = match f.opt_i64("expires_in_days")? {
+        None => None,
+        Some(d) if (1..=3650).contains(&d) => Some(crate::serving::now_ms() + d * 86_400_000),
+        Some(d) => return Err(Error::invalid(format!("expires_in_days must be between 1 and 3650, got {d}")).into()),
+    };
+    let (token, info) = s.store.create_token(f.audit(), &user, &label, expires_at).await?;
+    Ok(Json(json!({ "user": user, "token": token, "token_info": info })))
+}
+
+/// `GET /api/steward/v1/tokens?user=NAME` (admin): token records, never the tokens.
+pub async fn tokens(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Value>> {
+    let user = f.opt_str("user")?;
+    Ok(Json(json!({ "tokens": s.store.tokens(user.as_deref()).await? })))
+}
+
+/// `DELETE /api/steward/v1/tokens/ID` (admin): refused from the next request on.
+pub async fn revoke_token(State(s): State<AppState>, Path(id): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "token": s.store.revoke_token(f.audit(), &id).await? })))
+}
+
+/// Refuses JSON fields a route does not know (`steward_reason` is always allowed).
+fn known_fields(f: &Fields, known: &[&str]) -> Result<(), Error> {
+    for key in f.json().into_iter().flat_map(|m| m.keys()) {
+        if key != "steward_reason" && !known.contains(&key.as_str()) {
+            return Err(Error::invalid(format!("unknown field '{key}' (fields: {})", known.join(", "))));
+        }
+    }
+    Ok(())
 }
 
 /// `POST /api/steward/v1/datasets` with `{name, fingerprint, artifact_uri, format, rows,

@@ -35,7 +35,7 @@ async fn spawn_app() -> App {
     let mut tokens = HashMap::new();
     for (name, role) in USERS {
         store.create_user(&setup, name, role).await.unwrap();
-        tokens.insert(name, store.create_token(&setup, name, "test").await.unwrap());
+        tokens.insert(name, store.create_token(&setup, name, "test", None).await.unwrap().0);
     }
     let artifacts = steward_store::ArtifactStore::open(dir.join("artifacts").to_str().unwrap()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

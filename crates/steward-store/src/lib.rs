@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use steward_core::Result;
-use steward_core::access::{Principal, Role};
+use steward_core::access::{Principal, Role, TokenInfo, User};
 use steward_core::audit::{Audit, Break, LedgerEntry};
 use steward_core::entities::{
     Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo, RunMetric, RunUpdate, Tag, ViewType,
@@ -208,8 +208,32 @@ pub trait AgentStore: Send + Sync {
     async fn mark_action(&self, audit: &Audit, id: &str, status: &str, note: &str) -> Result<()>;
 }
 
+/// Users and API tokens.
 #[async_trait]
-pub trait MetadataStore: RegistryStore + ServingStore + MonitorStore + DatasetStore + AgentStore + Send + Sync {
+pub trait AccessStore: Send + Sync {
+    /// Creates a user; a name ever used (even by a deleted user) is refused.
+    async fn create_user(&self, audit: &Audit, name: &str, role: Role) -> Result<()>;
+    /// Every user, deleted ones (tombstones) included, by name.
+    async fn users(&self) -> Result<Vec<User>>;
+    /// Changes a live user's role or disables/enables them.
+    async fn update_user(&self, audit: &Audit, name: &str, role: Option<Role>, disabled: Option<bool>) -> Result<User>;
+    /// Deletes a user: their tokens are revoked, their name stays taken.
+    async fn delete_user(&self, audit: &Audit, name: &str) -> Result<()>;
+    /// Issues a new API token for a live user, optionally expiring at `expires_at` (ms); the
+    /// clear token is returned once and only its digest is kept.
+    async fn create_token(&self, audit: &Audit, user: &str, label: &str, expires_at: Option<i64>) -> Result<(String, TokenInfo)>;
+    /// Tokens (of one user), oldest first; never the tokens themselves.
+    async fn tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>>;
+    async fn revoke_token(&self, audit: &Audit, id: &str) -> Result<TokenInfo>;
+    /// The principal a clear token belongs to, if the token is live (not revoked or expired)
+    /// and its user is enabled.
+    async fn authenticate(&self, token: &str) -> Result<Option<Principal>>;
+    /// Whether any user exists or ever existed (then the server requires authentication).
+    async fn has_users(&self) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait MetadataStore: RegistryStore + ServingStore + MonitorStore + DatasetStore + AgentStore + AccessStore + Send + Sync {
     /// Which backend this is, for logs and `server-info`.
     fn backend(&self) -> Backend;
 
@@ -246,14 +270,6 @@ pub trait MetadataStore: RegistryStore + ServingStore + MonitorStore + DatasetSt
     /// deletion) as a ledger entry of its own.
     async fn record_mutation(&self, audit: &Audit, action: &str, entity_kind: &str, entity_id: &str) -> Result<()>;
 
-    async fn create_user(&self, audit: &Audit, name: &str, role: Role) -> Result<()>;
-    /// Issues a new API token for a user; the clear token is returned once and only its
-    /// digest is kept.
-    async fn create_token(&self, audit: &Audit, user: &str, label: &str) -> Result<String>;
-    /// The principal a clear token belongs to, if any.
-    async fn authenticate(&self, token: &str) -> Result<Option<Principal>>;
-    /// Whether any user exists (then the server requires authentication).
-    async fn has_users(&self) -> Result<bool>;
 }
 
 /// Opens (and migrates) the metadata store named by a URI: `sqlite:///relative.db`,

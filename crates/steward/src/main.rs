@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+mod access;
 mod data;
 mod demo;
 mod deploy;
@@ -32,12 +33,13 @@ enum Command {
     /// Inspect the tamper-evident audit ledger
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Manage users (once a user exists, the server requires authentication)
+    /// Manage users: create, list, set-role, disable, enable, delete (once a user exists, the
+    /// server requires authentication)
     #[command(subcommand)]
-    User(UserCommand),
-    /// Manage API tokens
+    User(access::UserCommand),
+    /// Manage API tokens: create (with an expiry), list, revoke
     #[command(subcommand)]
-    Token(TokenCommand),
+    Token(access::TokenCommand),
     /// Score a table with a model: every row in, one row of outputs out
     Predict(PredictArgs),
     /// Manage deployments on a running server (champion, challenger, shadow routes)
@@ -124,35 +126,6 @@ struct PredictArgs {
 }
 
 #[derive(Subcommand)]
-enum UserCommand {
-    /// Create a user with a role
-    Create {
-        /// The user name (letters, digits, '_', '-', '.', '@')
-        name: String,
-        /// viewer, scientist, validator or admin
-        #[arg(long)]
-        role: String,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-}
-
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Issue an API token for a user and print it (it is shown only once)
-    Create {
-        /// The user the token acts as
-        #[arg(long)]
-        user: String,
-        /// A note saying what the token is for
-        #[arg(long, default_value = "")]
-        label: String,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-}
-
-#[derive(Subcommand)]
 enum AuditCommand {
     /// Walk the hash chain; exit 0 when intact, 1 naming the first broken entry
     Verify(StoreArgs),
@@ -167,11 +140,11 @@ enum AuditCommand {
 }
 
 #[derive(clap::Args)]
-struct StoreArgs {
+pub struct StoreArgs {
     /// Metadata store: sqlite:///PATH (relative), sqlite:////PATH (absolute) or
     /// postgresql://USER@HOST:PORT/DB
     #[arg(long, default_value = DEFAULT_STORE, env = "STEWARD_BACKEND_STORE_URI")]
-    backend_store_uri: String,
+    pub backend_store_uri: String,
 }
 
 const DEFAULT_STORE: &str = "sqlite:///steward-data/steward.db";
@@ -187,7 +160,7 @@ struct ServerArgs {
     /// Metadata store: sqlite:///PATH (relative), sqlite:////PATH (absolute) or
     /// postgresql://USER@HOST:PORT/DB
     #[arg(long, default_value = DEFAULT_STORE, env = "STEWARD_BACKEND_STORE_URI")]
-    backend_store_uri: String,
+    pub backend_store_uri: String,
     /// Where artifacts are stored: a local directory, s3://BUCKET/PREFIX, gs://... or az://...
     #[arg(long, default_value = "steward-data/artifacts", env = "STEWARD_ARTIFACTS_DESTINATION")]
     artifacts_destination: String,
@@ -360,30 +333,15 @@ async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// The audit identity of a CLI invocation: the operating-system user.
-fn cli_audit() -> steward_core::audit::Audit {
+pub fn cli_audit() -> steward_core::audit::Audit {
     let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
     steward_core::audit::Audit::new(format!("cli:{user}"), None, b"")
 }
 
-async fn open_store(args: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn steward_store::MetadataStore>> {
+pub async fn open_store(args: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn steward_store::MetadataStore>> {
     steward_store::open_metadata(&args.backend_store_uri, "mlflow-artifacts:/")
         .await
         .with_context(|| format!("opening the metadata store at {}", args.backend_store_uri))
-}
-
-async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
-    let UserCommand::Create { name, role, store } = cmd;
-    let role = steward_core::access::Role::parse(&role)?;
-    open_store(&store).await?.create_user(&cli_audit(), &name, role).await?;
-    println!("created user {name} with role {}", role.as_str());
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn token(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
-    let TokenCommand::Create { user, label, store } = cmd;
-    let token = open_store(&store).await?.create_token(&cli_audit(), &user, &label).await?;
-    println!("{token}");
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
@@ -424,8 +382,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Server(args) => server(args).await.map(|()| ExitCode::SUCCESS),
             Command::Audit(cmd) => audit(cmd).await,
-            Command::User(cmd) => user(cmd).await,
-            Command::Token(cmd) => token(cmd).await,
+            Command::User(cmd) => access::user(cmd).await,
+            Command::Token(cmd) => access::token(cmd).await,
             Command::Predict(args) => predict(args).await,
             Command::Deploy(cmd) => deploy::run(cmd).await.map(|()| ExitCode::SUCCESS),
             Command::Stats(StatsCommand::Eval) => stats::run().map(|()| ExitCode::SUCCESS),

@@ -454,12 +454,13 @@ impl Pipeline {
                 let reference = format!("models:/{model}/{version}");
                 let exists = send(self.t.http.get(format!("{url}/{deployment}"))).await.is_ok();
                 let outcome = if exists {
-                    let mut change = json!({ "challenger": { "model": reference, "weight": canary_weight } });
+                    let change = json!({ "challenger": { "model": reference, "weight": canary_weight } });
+                    let mut request = self.t.http.patch(format!("{url}/{deployment}")).json(&change);
                     // Started by the agent: the change is the agent action's, not a person's.
                     if let Ok(action) = std::env::var("STEWARD_AGENT_ACTION") {
-                        change["steward_agent_action"] = json!(action);
+                        request = request.header(steward_server::AGENT_ACTION_HEADER, action);
                     }
-                    send(self.t.http.patch(format!("{url}/{deployment}")).json(&change)).await.map(|_| format!("canary {reference} at {canary_weight}% on {deployment}"))
+                    send(request).await.map(|_| format!("canary {reference} at {canary_weight}% on {deployment}"))
                 } else {
                     send(self.t.http.post(&url).json(&json!({ "name": deployment, "model": reference }))).await.map(|_| format!("deployed {reference} as {deployment}"))
                 };

@@ -6,8 +6,10 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
-use steward_core::Error;
-use steward_core::serving::{Challenger, DeploymentSpec, Feedback, ModelRef, PredictionRecord};
+use steward_core::access::Perm;
+use steward_core::audit::Audit;
+use steward_core::serving::{AgentAction, Challenger, DeploymentSpec, Feedback, ModelRef, PredictionRecord};
+use steward_core::{Error, ErrorCode};
 
 use crate::AppState;
 use crate::error::ApiResult;
@@ -22,7 +24,7 @@ fn model_ref(path: &str, v: &Value) -> Result<ModelRef, Error> {
 /// remove), `shadow` (a model URI or null).
 fn apply(spec: &mut DeploymentSpec, body: &Map<String, Value>) -> Result<(), Error> {
     for key in body.keys() {
-        if !matches!(key.as_str(), "name" | "model" | "challenger" | "shadow" | "steward_reason" | "steward_agent_action") {
+        if !matches!(key.as_str(), "name" | "model" | "challenger" | "shadow" | "steward_reason") {
             return Err(Error::invalid(format!("unknown deployment field '{key}' (fields: name, model, challenger, shadow)")));
         }
     }
@@ -61,6 +63,7 @@ pub async fn create(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Valu
     let mut spec = DeploymentSpec { name, model, challenger: None, shadow: None, fallback: None };
     apply(&mut spec, &body)?;
     spec.validate()?;
+    govern(&s, &f, None, &spec).await?;
     // Load before storing: a deployment that cannot serve is refused, not recorded.
     let routes = s.serving.build(&spec).await?;
     let stored = s.store.put_deployment(f.audit(), &spec, true).await?;
@@ -74,33 +77,115 @@ pub async fn update(State(s): State<AppState>, Path(name): Path<String>, f: Fiel
     if body.get("name").and_then(Value::as_str).is_some_and(|n| n != name) {
         return Err(Error::invalid("a deployment cannot be renamed").into());
     }
-    let before = spec.model.clone();
+    let before = spec.clone();
     apply(&mut spec, &body)?;
-    if spec.model != before {
-        spec.fallback = serving_champion(&s, &name).or(Some(before));
+    if spec.model != before.model {
+        spec.fallback = serving_champion(&s, &name).or(Some(before.model.clone()));
     }
     spec.validate()?;
+    let action = govern(&s, &f, Some(&before), &spec).await?;
     let routes = s.serving.build(&spec).await?;
-    let stored = s.store.put_deployment(&as_override(&s, &name, f.audit(), &body).await?, &spec, false).await?;
+    let stored = s.store.put_deployment(&as_override(&s, &name, f.audit(), action.as_ref()), &spec, false).await?;
     let routes = s.serving.install_synced(routes).await;
     Ok(Json(json!({ "deployment": routes.json(Some(&stored)) })))
 }
 
 /// The audit record of a change to a deployment an agent policy governs. Made on behalf of a
-/// running agent action (the pipeline a `retrain` started names it in `steward_agent_action`),
-/// it is recorded as that action's; made by a person, as a manual override of the policy.
-async fn as_override(s: &AppState, name: &str, audit: &steward_core::audit::Audit, body: &Map<String, Value>) -> Result<steward_core::audit::Audit, Error> {
+/// running agent action (the pipeline a `retrain` started names it), it is recorded as that
+/// action's; made by a person, as a manual override of the policy.
+fn as_override(s: &AppState, name: &str, audit: &Audit, action: Option<&AgentAction>) -> Audit {
     let mut audit = audit.clone();
     let given = audit.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
-    if let Some(id) = body.get("steward_agent_action") {
-        let id = id.as_str().ok_or_else(|| Error::invalid("'steward_agent_action' must be an action id"))?;
-        let action = s.store.actions(Some("running")).await?.into_iter().find(|a| a.id == id && a.deployment == name);
-        let a = action.ok_or_else(|| Error::invalid(format!("steward_agent_action '{id}' is not a running agent action on deployment '{name}'")))?;
+    if let Some(a) = action {
         audit.reason = Some(format!("agent action {} ({}){given}", a.id, a.kind));
     } else if audit.actor != "agent" && s.policies.iter().any(|p| p.deployment == name) {
         audit.reason = Some(format!("manual override of the agent's policy for '{name}'{given}"));
     }
-    Ok(audit)
+    audit
+}
+
+fn denied(message: String) -> Error {
+    Error::new(ErrorCode::PermissionDenied, message)
+}
+
+/// The running agent action a request says it acts for (`X-Steward-Agent-Action`), checked:
+/// it must be running, and on this deployment.
+async fn claimed_action(s: &AppState, f: &Fields, name: &str) -> Result<Option<AgentAction>, Error> {
+    let Some(id) = f.agent_action() else { return Ok(None) };
+    let running = s.store.actions(Some("running")).await?;
+    let action = running.into_iter().find(|a| a.id == id && a.deployment == name);
+    action.map(Some).ok_or_else(|| Error::invalid(format!("agent action '{id}' is not a running agent action on deployment '{name}'")))
+}
+
+/// What a deployment change must satisfy beyond its route's permission, for an authenticated
+/// caller (an open server has no principals to judge; the agent acts in-process):
+///
+/// * a caller without the deploy right (a scientist's pipeline lent it by a running agent
+///   action) may only add a challenger, pinned, at no more than the policy's first canary step;
+/// * the champion serves only an approved version: one following a protected alias, one
+///   holding a protected alias now, or the deployment's own fallback (a previous champion);
+/// * every route names a pinned version or a protected alias, never an alias anyone with
+///   write access could move;
+/// * four eyes: a caller may not put a version they created on the challenger or shadow route.
+///
+/// Returns the agent action the change is made for, if any.
+async fn govern(s: &AppState, f: &Fields, before: Option<&DeploymentSpec>, after: &DeploymentSpec) -> Result<Option<AgentAction>, Error> {
+    let action = claimed_action(s, f, &after.name).await?;
+    let Some(p) = f.principal() else { return Ok(action) };
+    if !p.role.grants(Perm::Deploy) {
+        let (Some(before), Some(a)) = (before, &action) else {
+            return Err(denied(format!("user '{}' has role {} and may not change what a deployment serves", p.name, p.role.as_str())));
+        };
+        let first = s.policies.iter().find(|pol| pol.deployment == after.name).and_then(|pol| pol.canary.steps.first().copied()).unwrap_or(10);
+        let only_challenger = DeploymentSpec { challenger: before.challenger.clone(), ..after.clone() } == *before;
+        let within = after.challenger.as_ref().is_some_and(|c| matches!(c.model, ModelRef::Version { .. }) && c.weight <= u32::from(first));
+        if !(only_challenger && within && before.challenger.is_none()) {
+            return Err(denied(format!(
+                "agent action {} ({}) lets user '{}' add a challenger, pinned to a version, at no more than {first}% (the policy's first canary step), and nothing else",
+                a.id, a.kind, p.name
+            )));
+        }
+        return Ok(action);
+    }
+    let protected = |alias: &str| crate::registry::is_protected(s, alias);
+    let routes = [Some((&after.model, "champion")), after.challenger.as_ref().map(|c| (&c.model, "challenger")), after.shadow.as_ref().map(|m| (m, "shadow"))];
+    for (m, role) in routes.into_iter().flatten() {
+        if let ModelRef::Alias { alias, .. } = m
+            && !protected(alias)
+        {
+            return Err(denied(format!(
+                "the {role} cannot follow {m}: alias '{alias}' is not protected, so anyone with write access could move it; pin a version (models:/{}/N) or use a protected alias ({})",
+                m.model_name(),
+                s.protected_aliases.join(", ")
+            )));
+        }
+    }
+    let champion_changed = before.is_none_or(|b| b.model != after.model);
+    let is_fallback = before.is_some_and(|b| b.fallback.as_ref() == Some(&after.model));
+    if champion_changed && !is_fallback && let ModelRef::Version { name, version } = &after.model {
+        let mv = s.store.get_model_version(name, *version).await?;
+        if !mv.aliases.iter().any(|a| protected(a)) {
+            return Err(denied(format!(
+                "{} cannot serve as champion: version {version} of '{name}' holds no protected alias ({}); a validator who did not create it must set one first (four-eyes), or the agent must promote it",
+                after.model,
+                s.protected_aliases.join(", ")
+            )));
+        }
+    }
+    let changed = |now: Option<&ModelRef>, then: Option<&ModelRef>| now.filter(|m| Some(*m) != then).cloned();
+    let newly = [
+        changed(after.challenger.as_ref().map(|c| &c.model), before.and_then(|b| b.challenger.as_ref().map(|c| &c.model))).map(|m| (m, "challenger")),
+        changed(after.shadow.as_ref(), before.and_then(|b| b.shadow.as_ref())).map(|m| (m, "shadow")),
+    ];
+    for (m, role) in newly.into_iter().flatten() {
+        if let ModelRef::Version { name, version } = &m {
+            let mv = s.store.get_model_version(name, *version).await?;
+            if mv.created_by == p.name {
+                return Err(denied(format!("four-eyes rule: user '{}' created {name} version {version} and may not put it on the {role} route; another validator must", p.name)));
+            }
+        }
+    }
+    Ok(action)
 }
 
 /// The version a deployment's champion route serves now, pinned.
@@ -120,7 +205,7 @@ pub async fn stop(State(s): State<AppState>, Path(name): Path<String>, f: Fields
     spec.challenger = None;
     let routes = s.serving.build(&spec).await?;
     let audit = steward_core::audit::Audit::new(f.audit().actor.clone(), Some(format!("stop switch: {reason}")), reason.as_bytes());
-    let stored = s.store.put_deployment(&as_override(&s, &name, &audit, &body(&f)).await?, &spec, false).await?;
+    let stored = s.store.put_deployment(&as_override(&s, &name, &audit, None), &spec, false).await?;
     let routes = s.serving.install_synced(routes).await;
     Ok(Json(json!({ "deployment": routes.json(Some(&stored)) })))
 }
@@ -147,7 +232,7 @@ pub async fn get(State(s): State<AppState>, Path(name): Path<String>) -> ApiResu
 }
 
 pub async fn delete(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
-    s.store.delete_deployment(&as_override(&s, &name, f.audit(), &body(&f)).await?, &name).await?;
+    s.store.delete_deployment(&as_override(&s, &name, f.audit(), None), &name).await?;
     s.serving.remove(&name).await;
     Ok(Json(json!({})))
 }

@@ -26,6 +26,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 11, name: "agent", sql: include_str!("../../migrations/sqlite/0011_agent.sql") },
     Migration { version: 12, name: "incident_analyses", sql: include_str!("../../migrations/sqlite/0012_incident_analyses.sql") },
     Migration { version: 13, name: "search_layout", sql: include_str!("../../migrations/sqlite/0013_search_layout.sql") },
+    Migration { version: 14, name: "governance", sql: include_str!("../../migrations/sqlite/0014_governance.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -42,6 +43,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 11, name: "agent", sql: include_str!("../../migrations/postgres/0011_agent.sql") },
     Migration { version: 12, name: "incident_analyses", sql: include_str!("../../migrations/postgres/0012_incident_analyses.sql") },
     Migration { version: 13, name: "search_layout", sql: include_str!("../../migrations/postgres/0013_search_layout.sql") },
+    Migration { version: 14, name: "governance", sql: include_str!("../../migrations/postgres/0014_governance.sql") },
 ];
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {

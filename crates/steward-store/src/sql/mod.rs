@@ -8,6 +8,7 @@
 //! that writes are serialised in-process and never fight over the database lock, and a
 //! separate reader pool that WAL lets run alongside it.
 
+mod access;
 mod agent;
 mod datasets;
 mod migrate;
@@ -31,7 +32,6 @@ use steward_core::entities::{
     Batch, DatasetInput, Experiment, LifecycleStage, Metric, NewRun, Param, Run, RunInfo, RunMetric,
     RunUpdate, Tag, RUN_NAME_TAG,
 };
-use steward_core::access::{Principal, Role};
 use steward_core::audit::{self, Audit, Break, LedgerEntry};
 use steward_core::search::{decode_page_token, encode_page_token};
 use steward_core::validation;
@@ -946,71 +946,6 @@ impl MetadataStore for SqlStore {
         let mut tx = self.begin().await?;
         append(&mut tx, audit, action, entity_kind, entity_id).await?;
         tx.commit().await
-    }
-
-    async fn create_user(&self, audit: &Audit, name: &str, role: Role) -> Result<()> {
-        let valid = !name.is_empty()
-            && name.len() <= 128
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
-        if !valid {
-            return Err(Error::invalid(format!(
-                "invalid user name '{name}': use 1-128 letters, digits, '_', '-', '.' or '@'"
-            )));
-        }
-        let mut tx = self.begin().await?;
-        let res = sqlx::query("INSERT INTO users (name, role, created_at) VALUES ($1, $2, $3)")
-            .bind(name)
-            .bind(role.as_str())
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await;
-        match res {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(Error::already_exists(format!("user '{name}' already exists"))),
-            Err(e) => return Err(db_error(e)),
-        }
-        append(&mut tx, audit, "user.create", "user", name).await?;
-        tx.commit().await
-    }
-
-    async fn create_token(&self, audit: &Audit, user: &str, label: &str) -> Result<String> {
-        let token = format!("stw_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-        let mut tx = self.begin().await?;
-        let exists = sqlx::query("SELECT 1 FROM users WHERE name = $1").bind(user).fetch_optional(&mut *tx).await.map_err(db_error)?;
-        if exists.is_none() {
-            return Err(Error::not_found(format!("user '{user}' does not exist")));
-        }
-        sqlx::query("INSERT INTO api_tokens (token_digest, user_name, label, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(audit::sha256_hex(token.as_bytes()))
-            .bind(user)
-            .bind(label)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        append(&mut tx, audit, "token.create", "user", user).await?;
-        tx.commit().await?;
-        Ok(token)
-    }
-
-    async fn authenticate(&self, token: &str) -> Result<Option<Principal>> {
-        let row = sqlx::query("SELECT u.name, u.role FROM api_tokens t JOIN users u ON u.name = t.user_name WHERE t.token_digest = $1")
-            .bind(audit::sha256_hex(token.as_bytes()))
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_error)?;
-        match row {
-            None => Ok(None),
-            Some(r) => {
-                let role: String = r.get(1);
-                Ok(Some(Principal { name: r.get(0), role: Role::parse(&role)? }))
-            }
-        }
-    }
-
-    async fn has_users(&self) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM users LIMIT 1").fetch_optional(&self.read).await.map_err(db_error)?;
-        Ok(row.is_some())
     }
 
     async fn ledger(&self, after: i64, limit: i64) -> Result<Vec<LedgerEntry>> {

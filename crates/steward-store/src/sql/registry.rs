@@ -358,11 +358,12 @@ impl RegistryStore for SqlStore {
         }
         let now = now_ms();
         let mut tx = self.begin().await?;
-        let res = sqlx::query("INSERT INTO registered_models (name, creation_time, last_updated_time, description, created_by) VALUES ($1, $2, $2, $3, $4)")
+        let res = sqlx::query("INSERT INTO registered_models (name, creation_time, last_updated_time, description, created_by, id) VALUES ($1, $2, $2, $3, $4, $5)")
             .bind(name)
             .bind(now)
             .bind(description.filter(|d| !d.is_empty()).map(str::to_owned))
             .bind(&audit.actor)
+            .bind(uuid::Uuid::new_v4().simple().to_string())
             .execute(&mut *tx)
             .await;
         match res {
