@@ -36,6 +36,30 @@ def test_demo_tells_the_whole_story(demo):
     assert all(title in html for title in SECTIONS) and "<script" not in html and "http" not in html.split("<body>")[0]
 
 
+def test_the_registry_says_what_production_serves(demo, demo_server):
+    """After the agent's promotion, the registry's champion alias, the deployment's champion
+    route and the alias history agree on the promoted version; the promotion is one decision
+    in the ledger, with its evidence."""
+    base = demo_server
+    promoted = str(demo["out"]["challenger_version"])
+    alias = requests.get(f"{base}/api/2.0/mlflow/registered-models/alias", params={"name": "credit-default", "alias": "champion"}).json()
+    assert alias["model_version"]["version"] == promoted, alias
+    deployment = requests.get(f"{base}/api/steward/v1/deployments/credit").json()["deployment"]
+    assert deployment["model"] == "models:/credit-default@champion", deployment
+    assert [(r["role"], r["version"]) for r in deployment["routes"]] == [("champion", int(promoted))], deployment
+    assert deployment["fallback"] == "models:/credit-default/1", deployment
+    events = requests.get(f"{base}/api/steward/v1/registry/models/credit-default/history").json()["events"]
+    champion = [(e["version"], e["actor"]) for e in events if e["kind"] == "alias" and e["label"] == "champion"]
+    assert champion[-1] == (promoted, "agent") and champion[0][0] == "1", champion
+    now = requests.get(f"{base}/api/steward/v1/registry/models/credit-default/aliases/champion").json()
+    assert now["version"] == promoted, now
+    entries = requests.get(f"{base}/api/steward/v1/audit", params={"limit": 10000}).json()["entries"]
+    (promotion,) = [e for e in entries if e["action"] == "deployment.promote"]
+    (moved,) = [e for e in entries if e["action"] == "registered_model.set_alias" and e["actor"] == "agent"]
+    assert moved["seq"] == promotion["seq"] - 1 and moved["reason"] == promotion["reason"], (moved, promotion)
+    assert promotion["reason"].startswith("agent action ") and "passed every gate" in promotion["reason"], promotion
+
+
 def test_the_validation_report_has_every_section_with_the_scenarios_figures(demo, demo_server, tmp_path):
     base = demo_server
     made = subprocess.run([steward_bin(), "report", "model", "credit-default", "--version", "2", "--out", str(tmp_path / "v2.md"), "--tracking-uri", base], capture_output=True, text=True)

@@ -47,6 +47,10 @@ def test_every_page_shows_the_scenario(demo, demo_server, browser):
     assert "credit-default" in dom
     dom = page(browser, f"{base}/#/models/credit-default", "model")
     assert "champion" in dom and "challenger" in dom and "validation report" in dom and "Annex IV" in dom
+    # The versions table shows each version's aliases: v2, promoted, holds champion (and challenger).
+    pills = re.findall(r'<tr><td[^>]*>(\d+)</td><td[^>]*>((?:<span class="pill alias">[^<]*</span>)*)</td>', dom)
+    shown = {int(v): re.findall(r'<span class="pill alias">([^<]*)</span>', cell) for v, cell in pills}
+    assert shown.get(2) == ["challenger", "champion"] and shown.get(1) == [], (shown, dom[:3000])
     dom = page(browser, f"{base}/#/lineage/credit-default/2", "lineage")
     assert "dataset credit-recent v1" in dom and "deployment credit" in dom
     dom = page(browser, f"{base}/#/deployments", "deployments")

@@ -231,7 +231,14 @@ def test_canary_rolls_back_a_worse_challenger_and_promotes_a_good_one(tmp_path):
         kinds = [(a["kind"], a["status"]) for a in requests.get(f"{base}/api/steward/v1/agent/actions").json()["actions"]]
         assert kinds.count(("canary_step", "done")) == 2 and ("promote", "done") in kinds, kinds
         ledger = [(e["action"], e["actor"]) for e in requests.get(f"{base}/api/steward/v1/audit").json()["entries"]]
-        assert ledger.count(("deployment.update", "agent")) == 4, ledger  # rollback, two steps, promotion
+        assert ledger.count(("deployment.update", "agent")) == 3, ledger  # rollback, two steps
+        # The promotion moved the registry with the deployment, in one transaction: the
+        # version now serving holds the alias that says what production serves.
+        assert ledger.count(("deployment.promote", "agent")) == 1 and ledger.count(("registered_model.set_alias", "agent")) == 1, ledger
+        champion = requests.get(f"{base}/api/2.0/mlflow/registered-models/alias", params={"name": "canaried", "alias": "champion"}).json()
+        assert champion["model_version"]["version"] == "3", champion
+        events = requests.get(f"{base}/api/steward/v1/registry/models/canaried/history").json()["events"]
+        assert [(e["label"], e["version"], e["actor"]) for e in events if e["kind"] == "alias"] == [("champion", "3", "agent")], events
         # The two challengers a person put on the policy's deployment are recorded as overrides.
         entries = requests.get(f"{base}/api/steward/v1/audit").json()["entries"]
         manual = [e["reason"] for e in entries if e["entity_id"] == "canaried" and e["action"] == "deployment.update" and e["actor"] != "agent"]
@@ -296,8 +303,17 @@ def test_promotion_waits_for_a_validator_who_did_not_create_the_version(tmp_path
             finally:
                 del os.environ["MLFLOW_TRACKING_TOKEN"]
         url = f"{base}/api/steward/v1/deployments"
-        assert requests.post(url, json={"name": "guarded", "model": "models:/guarded/1"}, headers=auth("sam")).status_code == 200
-        assert requests.patch(f"{url}/guarded", json={"challenger": {"model": "models:/guarded/2", "weight": 50}}, headers=auth("sam")).status_code == 200
+        # Production is a validator's to change, and serves only an approved version.
+        refused = requests.post(url, json={"name": "guarded", "model": "models:/guarded/1"}, headers=auth("sam"))
+        assert refused.status_code == 403 and "may not change what a deployment serves" in refused.json()["message"], refused.text
+        unapproved = requests.post(url, json={"name": "guarded", "model": "models:/guarded/1"}, headers=auth("val"))
+        assert unapproved.status_code == 403 and "holds no protected alias" in unapproved.json()["message"], unapproved.text
+        alias = requests.post(f"{base}/api/2.0/mlflow/registered-models/alias", json={"name": "guarded", "alias": "champion", "version": "1"}, headers=auth("val"))
+        assert alias.status_code == 200, alias.text
+        assert requests.post(url, json={"name": "guarded", "model": "models:/guarded@champion"}, headers=auth("val")).status_code == 200
+        own = requests.patch(f"{url}/guarded", json={"challenger": {"model": "models:/guarded/2", "weight": 50}}, headers=auth("vic"))
+        assert own.status_code == 403 and "four-eyes" in own.json()["message"], own.text
+        assert requests.patch(f"{url}/guarded", json={"challenger": {"model": "models:/guarded/2", "weight": 50}}, headers=auth("val")).status_code == 200
         stop_traffic = threading.Event()
 
         def traffic():
@@ -314,19 +330,25 @@ def test_promotion_waits_for_a_validator_who_did_not_create_the_version(tmp_path
             actions = lambda: requests.get(f"{base}/api/steward/v1/agent/actions", params={"status": "pending"}, headers=auth("val")).json()["actions"]
             (pending,) = wait("the promotion to wait for approval", lambda: [a for a in actions() if a["kind"] == "promote"], timeout=60)
             time.sleep(2.5)  # it waits: still the challenger, asked for once
-            assert requests.get(f"{url}/guarded", headers=auth("val")).json()["deployment"]["model"] == "models:/guarded/1"
+            assert requests.get(f"{url}/guarded", headers=auth("val")).json()["deployment"]["routes"][0]["version"] == 1
             assert len([a for a in actions() if a["kind"] == "promote"]) == 1
             decide = lambda user, d: requests.post(f"{base}/api/steward/v1/agent/actions/{pending['id']}/decision", json={"decision": d, "reason": "reviewed"}, headers=auth(user))
             scientist = decide("sam", "approve")
-            assert scientist.status_code == 403 and "validator or admin" in scientist.json()["message"]
+            assert scientist.status_code == 403 and "may not decide the agent's actions" in scientist.json()["message"]
             creator = decide("vic", "approve")
             assert creator.status_code == 403 and "four-eyes" in creator.json()["message"], creator.text
             assert decide("val", "approve").status_code == 200
-            wait("the promotion", lambda: requests.get(f"{url}/guarded", headers=auth("val")).json()["deployment"]["model"] == "models:/guarded/2")
+            wait("the promotion", lambda: requests.get(f"{url}/guarded", headers=auth("val")).json()["deployment"]["routes"] == [{"role": "champion", "model": "guarded", "version": 2, "weight": 100}])
         finally:
             stop_traffic.set()
             worker.join(timeout=10)
-        approvals = [e for e in requests.get(f"{base}/api/steward/v1/audit", headers=auth("val")).json()["entries"] if e["action"] == "approval.approve"]
+        entries = requests.get(f"{base}/api/steward/v1/audit", headers=auth("val")).json()["entries"]
+        approvals = [e for e in entries if e["action"] == "approval.approve"]
         assert [e["actor"] for e in approvals] == ["val"]
+        # The promotion moved the alias the deployment follows, and says who approved it.
+        champion = requests.get(f"{base}/api/2.0/mlflow/registered-models/alias", params={"name": "guarded", "alias": "champion"}, headers=auth("val")).json()
+        assert champion["model_version"]["version"] == "2"
+        (promoted,) = [e for e in entries if e["action"] == "deployment.promote"]
+        assert promoted["actor"] == "agent" and "approved by val" in promoted["reason"], promoted
     finally:
         stop(proc)

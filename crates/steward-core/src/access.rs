@@ -171,18 +171,19 @@ pub const PROTECTED_STAGE: &str = "Production";
 /// version created by `creator`: validators and admins only, and never the creator
 /// (four-eyes).
 pub fn authorize_promotion(p: &Principal, creator: &str, target: &str, model: &str, version: &str) -> Result<()> {
+    authorize_protected(p, creator, &format!("set {target} on"), &format!("{model} version {version}"))
+}
+
+/// The rule for anything that changes what a protected alias or the Production stage marks —
+/// setting it, and removing it indirectly (deleting, archiving, renaming what holds it):
+/// validators and admins only, never the version's creator. `action` reads before `subject`
+/// ("delete", "credit version 3 (it holds alias 'champion')").
+pub fn authorize_protected(p: &Principal, creator: &str, action: &str, subject: &str) -> Result<()> {
     if p.role < Role::Validator {
-        return Err(denied(format!(
-            "only a validator or admin may set {target} on {model} version {version}; user '{}' has role {}",
-            p.name,
-            p.role.as_str()
-        )));
+        return Err(denied(format!("only a validator or admin may {action} {subject}; user '{}' has role {}", p.name, p.role.as_str())));
     }
     if p.name == creator {
-        return Err(denied(format!(
-            "four-eyes rule: user '{}' created {model} version {version} and may not set {target} on it; another validator must",
-            p.name
-        )));
+        return Err(denied(format!("four-eyes rule: user '{}' created {subject} and may not {action} it; another validator must", p.name)));
     }
     Ok(())
 }

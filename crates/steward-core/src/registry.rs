@@ -87,10 +87,17 @@ pub struct ModelVersion {
     pub status_message: Option<String>,
     pub tags: Vec<Tag>,
     pub aliases: Vec<String>,
+    /// `sha256:` of the model file serving loads (its `.onnx`), recorded when the version was
+    /// created (or when it was first served, for versions registered before their files);
+    /// a version whose file no longer has this digest is refused at load.
+    pub content_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegisteredModel {
+    /// Immutable: a rename keeps it, a model deleted and created again under the same name
+    /// gets a new one. Deployments bind to it, not to the name.
+    pub id: String,
     pub name: String,
     pub creation_timestamp: i64,
     pub last_updated_timestamp: i64,
@@ -112,6 +119,8 @@ pub struct NewModelVersion {
     pub description: Option<String>,
     pub tags: Vec<Tag>,
     pub model_id: Option<String>,
+    /// `sha256:` of the model file, when the server could read it at creation.
+    pub content_digest: Option<String>,
 }
 
 /// One alias or stage change, kept for "what pointed where, when".

@@ -37,6 +37,16 @@ impl ModelRef {
             Self::Alias { name, .. } | Self::Version { name, .. } => name,
         }
     }
+
+    fn rename(&mut self, from: &str, to: &str) -> bool {
+        match self {
+            Self::Alias { name, .. } | Self::Version { name, .. } if name == from => {
+                *name = to.to_owned();
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl std::fmt::Display for ModelRef {
@@ -100,6 +110,11 @@ pub struct DeploymentSpec {
     /// returns to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<ModelRef>,
+    /// The immutable id of every registered model the references name, as bound when the
+    /// spec was stored (name → id). A rename rewrites the references and these keys; a name
+    /// that now belongs to another model (deleted and created again) is refused at load.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub model_ids: std::collections::BTreeMap<String, String>,
 }
 
 impl DeploymentSpec {
@@ -111,6 +126,28 @@ impl DeploymentSpec {
             return Err(Error::invalid(format!("challenger weight {} is not a percentage (0-100)", c.weight)));
         }
         Ok(())
+    }
+
+    /// Every model reference: champion, challenger, shadow and fallback.
+    pub fn refs(&self) -> impl Iterator<Item = &ModelRef> {
+        std::iter::once(&self.model).chain(self.challenger.as_ref().map(|c| &c.model)).chain(self.shadow.as_ref()).chain(self.fallback.as_ref())
+    }
+
+    /// Follows a registered model's rename: every reference to `from` (and its bound id) now
+    /// says `to`. Whether anything changed.
+    pub fn rename_model(&mut self, from: &str, to: &str) -> bool {
+        let mut changed = self.model.rename(from, to);
+        if let Some(c) = &mut self.challenger {
+            changed |= c.model.rename(from, to);
+        }
+        for m in [&mut self.shadow, &mut self.fallback].into_iter().flatten() {
+            changed |= m.rename(from, to);
+        }
+        if let Some(id) = self.model_ids.remove(from) {
+            self.model_ids.insert(to.to_owned(), id);
+            changed = true;
+        }
+        changed
     }
 
     /// The route a request goes to: by `key` when given (the same key always lands on the
@@ -167,6 +204,21 @@ mod tests {
     }
 
     #[test]
+    fn a_rename_rewrites_every_reference_and_its_binding() {
+        let mut spec: DeploymentSpec = serde_json::from_value(serde_json::json!({
+            "name": "d", "model": "models:/credit@champion", "challenger": {"model": "models:/credit/3", "weight": 10},
+            "shadow": "models:/other/1", "fallback": "models:/credit/1", "model_ids": {"credit": "id1", "other": "id2"}
+        }))
+        .unwrap();
+        assert!(spec.rename_model("credit", "credit-old"));
+        let refs: Vec<String> = spec.refs().map(ToString::to_string).collect();
+        assert_eq!(refs, ["models:/credit-old@champion", "models:/credit-old/3", "models:/other/1", "models:/credit-old/1"]);
+        assert_eq!(spec.model_ids.get("credit-old").map(String::as_str), Some("id1"));
+        assert!(!spec.model_ids.contains_key("credit"));
+        assert!(!spec.rename_model("absent", "x"));
+    }
+
+    #[test]
     fn weights_split_traffic_and_keys_stick() {
         let spec = DeploymentSpec {
             name: "d".into(),
@@ -174,6 +226,7 @@ mod tests {
             challenger: Some(Challenger { model: ModelRef::parse("models:/m@challenger").unwrap(), weight: 10 }),
             shadow: None,
             fallback: None,
+            model_ids: Default::default(),
         };
         let challenger = (0..100).filter(|&d| spec.route(None, d) == RouteRole::Challenger).count();
         assert_eq!(challenger, 10);

@@ -82,6 +82,8 @@ pub struct Agent {
     pub reasoner: Option<Arc<LlmReasoner>>,
     /// How often it looks ([`TICK`] in the server).
     pub tick: Duration,
+    /// The registry aliases that say what production serves; a promotion moves one of them.
+    pub protected_aliases: Vec<String>,
 }
 
 #[derive(Default)]
@@ -95,10 +97,20 @@ fn now_ms() -> i64 {
 }
 
 impl Agent {
-    /// An agent for these policies, acting on this server (`url`) with this executable's
-    /// pipelines, looking every [`TICK`], with no language model.
-    pub fn new(store: Arc<dyn MetadataStore>, serving: Arc<Serving>, policies: Vec<Policy>, url: String) -> std::io::Result<Self> {
-        Ok(Agent { store, serving, policies, url, exe: std::env::current_exe()?, baselines: Default::default(), reasoner: None, tick: TICK })
+    /// An agent for these policies, acting on this server (`url`, serving `state`) with this
+    /// executable's pipelines, looking every [`TICK`], with no language model.
+    pub fn new(state: &crate::AppState, policies: Vec<Policy>, url: String) -> std::io::Result<Self> {
+        Ok(Agent {
+            store: state.store.clone(),
+            serving: state.serving.clone(),
+            policies,
+            url,
+            exe: std::env::current_exe()?,
+            baselines: Default::default(),
+            reasoner: None,
+            tick: TICK,
+            protected_aliases: state.protected_aliases.to_vec(),
+        })
     }
 
     pub fn start(self) {
@@ -249,21 +261,7 @@ impl Agent {
                 .await
                 .map(|()| format!("challenger removed: {}", a.reason))
                 .map_err(|e| e.message().to_owned()),
-            "promote" => {
-                let routes = self.serving.routes(&a.deployment).ok_or("the deployment is not loaded")?;
-                let challenger = routes.challenger.clone().ok_or("there is no challenger to promote")?;
-                let (model, version) = (challenger.model.clone(), challenger.version);
-                let previous = ModelRef::Version { name: routes.champion.model.clone(), version: routes.champion.version };
-                self.change(&a.deployment, &a.reason, move |spec| {
-                    spec.model = ModelRef::Version { name: model.clone(), version };
-                    spec.challenger = None;
-                    spec.fallback = Some(previous);
-                    Ok(())
-                })
-                .await
-                .map(|()| format!("{} version {} is the champion", challenger.model, challenger.version))
-                .map_err(|e| e.message().to_owned())
-            }
+            "promote" => self.promote(a).await.map_err(|e| e.message().to_owned()),
             "start_canary" => {
                 // The version the champion model's `challenger` alias names now, pinned: a later
                 // alias move cannot swap an unvetted version into a running canary.
@@ -326,12 +324,57 @@ impl Agent {
         Ok(())
     }
 
+    /// Promotes the challenger: the registry alias that names production's version moves to it
+    /// and the deployment serves it as champion (the previous champion its fallback), in one
+    /// transaction recorded with the action, its approver and its evidence. The alias is the
+    /// protected one the champion route follows, else the one the champion's version holds,
+    /// else the first protected alias.
+    async fn promote(&self, a: &AgentAction) -> Result<String> {
+        let routes = self.serving.routes(&a.deployment).ok_or_else(|| Error::invalid("the deployment is not loaded"))?;
+        let challenger = routes.challenger.clone().ok_or_else(|| Error::invalid("there is no challenger to promote"))?;
+        let (model, version) = (challenger.model.clone(), challenger.version);
+        let protected = |alias: &str| self.protected_aliases.iter().any(|p| p.eq_ignore_ascii_case(alias));
+        let mut spec = self.store.get_deployment(&a.deployment).await?.spec;
+        let followed = match &spec.model {
+            ModelRef::Alias { name, alias } if *name == model && protected(alias) => Some(alias.clone()),
+            _ => None,
+        };
+        let alias = match followed.clone() {
+            Some(alias) => alias,
+            None => {
+                // The champion's own protected alias, when the challenger is a version of the same model.
+                let held = if routes.champion.model == model { self.store.get_model_version(&model, routes.champion.version).await?.aliases } else { Vec::new() };
+                let first = self.protected_aliases.first().cloned().ok_or_else(|| Error::invalid("no protected alias is configured"))?;
+                held.into_iter().find(|h| protected(h)).unwrap_or(first)
+            }
+        };
+        let pinned = ModelRef::Version { name: model.clone(), version };
+        spec.fallback = Some(ModelRef::Version { name: routes.champion.model.clone(), version: routes.champion.version });
+        spec.challenger = None;
+        // Load the new champion before the alias moves, then install routes that follow it.
+        let mut load = DeploymentSpec { model: pinned.clone(), ..spec.clone() };
+        self.serving.bind(&mut load).await?;
+        let mut built = self.serving.build(&load).await?;
+        if followed.is_none() {
+            spec.model = pinned;
+        }
+        self.serving.bind(&mut spec).await?;
+        built.spec = spec.clone();
+        let approved = a.decided_by.as_deref().map(|who| format!(", approved by {who}")).unwrap_or_default();
+        let why = format!("agent action {} (promote{approved}): {}", a.id, a.reason);
+        self.store.promote(&agent_audit(&why), &spec, &model, &alias, version).await?;
+        self.serving.install_synced(built).await;
+        self.serving.registry_changed();
+        Ok(format!("{model} version {version} is the champion (alias '{alias}' moved to it)"))
+    }
+
     /// Changes a deployment as `PATCH /api/steward/v1/deployments/NAME` would: models loaded
     /// first, the change stored (a ledger entry by the agent), then the routes swapped at once.
     async fn change(&self, deployment: &str, why: &str, edit: impl FnOnce(&mut DeploymentSpec) -> Result<()>) -> Result<()> {
         let mut spec = self.store.get_deployment(deployment).await?.spec;
         edit(&mut spec)?;
         spec.validate()?;
+        self.serving.bind(&mut spec).await?;
         let routes = self.serving.build(&spec).await?;
         self.store.put_deployment(&agent_audit(why), &spec, false).await?;
         self.serving.install_synced(routes).await;

@@ -5,9 +5,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
-use steward_core::access::{PROTECTED_STAGE, Role, authorize_promotion};
+use steward_core::access::{PROTECTED_STAGE, Role, authorize_promotion, authorize_protected};
 use steward_core::entities::Tag;
-use steward_core::registry::{NewModelVersion, canonical_stage, parse_version};
+use steward_core::registry::{ModelVersion, NewModelVersion, canonical_stage, parse_version};
 use steward_core::{Error, ErrorCode, Result};
 use steward_store::{NewLoggedModel, RegistryQuery};
 
@@ -68,13 +68,73 @@ pub async fn update_registered_model(State(s): State<AppState>, f: Fields) -> An
     Ok(Json(json!({ "registered_model": wire::registered_model(&rm) })))
 }
 
+/// What marks a version as approved for production: the protected aliases it holds and the
+/// Production stage.
+fn marks(s: &AppState, mv: &ModelVersion) -> Vec<String> {
+    let mut marks: Vec<String> = mv.aliases.iter().filter(|a| is_protected(s, a)).map(|a| format!("alias '{a}'")).collect();
+    if mv.current_stage == PROTECTED_STAGE {
+        marks.push("stage Production".into());
+    }
+    marks
+}
+
+/// Removing a mark indirectly (deleting, archiving, renaming what holds it) needs the rights
+/// that setting it needs: a validator or admin who did not create the version.
+fn check_marked(s: &AppState, f: &Fields, mv: &ModelVersion, action: &str) -> Result<()> {
+    let (Some(p), marks) = (f.principal(), marks(s, mv)) else { return Ok(()) };
+    if marks.is_empty() {
+        return Ok(());
+    }
+    authorize_protected(p, &mv.created_by, action, &format!("{} version {} (it holds {})", mv.name, mv.version, marks.join(" and ")))
+}
+
+/// The versions of a model that carry a mark: those its protected aliases name and those in
+/// the Production stage.
+async fn marked_versions(s: &AppState, name: &str) -> Result<Vec<ModelVersion>> {
+    let rm = s.store.get_registered_model(name).await?;
+    let mut out = s.store.versions_in_stage(name, PROTECTED_STAGE).await?;
+    for (alias, v) in rm.aliases.iter().filter(|(a, _)| is_protected(s, a)) {
+        if !out.iter().any(|m| m.version == *v) {
+            let mv = s.store.get_model_version(name, *v).await.map_err(|e| Error::internal(format!("alias '{alias}' names a missing version: {}", e.message())))?;
+            out.push(mv);
+        }
+    }
+    Ok(out)
+}
+
+/// A version a deployment serves now cannot be deleted: the deployment would fail at its
+/// next load. `version: None` means any version of the model.
+fn refuse_if_served(s: &AppState, name: &str, version: Option<i64>, what: &str) -> Result<()> {
+    for r in s.serving.all_routes() {
+        for (role, model, v) in r.versions() {
+            if model == name && version.is_none_or(|want| want == v) {
+                return Err(Error::invalid(format!(
+                    "cannot {what}: deployment '{}' serves {name} version {v} as {}; change or delete the deployment first",
+                    r.spec.name,
+                    role.as_str()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub async fn rename_registered_model(State(s): State<AppState>, f: Fields) -> Answer {
-    let rm = s.store.rename_registered_model(f.audit(), &f.str("name")?, &f.str("new_name")?).await?;
+    let name = f.str("name")?;
+    for mv in marked_versions(&s, &name).await? {
+        check_marked(&s, &f, &mv, "rename the model of")?;
+    }
+    let rm = s.store.rename_registered_model(f.audit(), &name, &f.str("new_name")?).await?;
     Ok(Json(json!({ "registered_model": wire::registered_model(&rm) })))
 }
 
 pub async fn delete_registered_model(State(s): State<AppState>, f: Fields) -> Answer {
-    s.store.delete_registered_model(f.audit(), &f.str("name")?).await?;
+    let name = f.str("name")?;
+    for mv in marked_versions(&s, &name).await? {
+        check_marked(&s, &f, &mv, "delete the model of")?;
+    }
+    refuse_if_served(&s, &name, None, &format!("delete model '{name}'"))?;
+    s.store.delete_registered_model(f.audit(), &name).await?;
     ok()
 }
 
@@ -180,8 +240,15 @@ pub async fn create_model_version(State(s): State<AppState>, f: Fields) -> Answe
         description: f.opt_str("description")?,
         tags: f.tags("tags")?,
         model_id: f.opt_str("model_id")?.filter(|m| !m.is_empty()),
+        content_digest: None,
     };
     let storage = resolve_source(&s, &mut mv).await?;
+    // The digest of the model file as registered: serving refuses the version if it changes.
+    // Files not there yet (or not ONNX) get theirs when first served.
+    let location = storage.as_deref().unwrap_or(&mv.source);
+    if location.starts_with("mlflow-artifacts:/") {
+        mv.content_digest = crate::serving::model_file(&s.artifacts, location, "").await.ok().map(|b| crate::serving::content_digest(&b));
+    }
     let created = s.store.create_model_version(f.audit(), &mv, storage.as_deref()).await?;
     Ok(Json(json!({ "model_version": wire::model_version(&created) })))
 }
@@ -208,13 +275,21 @@ pub async fn transition_stage(State(s): State<AppState>, f: Fields) -> Answer {
     };
     if stage == PROTECTED_STAGE {
         check_promotion(&s, &f, &name, v, "stage Production").await?;
+    } else {
+        let mv = s.store.get_model_version(&name, v).await?;
+        if mv.current_stage == PROTECTED_STAGE {
+            check_marked(&s, &f, &mv, &format!("move to stage {stage}"))?;
+        }
     }
     let mv = s.store.transition_stage(f.audit(), &name, v, stage, archive).await?;
     Ok(Json(json!({ "model_version": wire::model_version(&mv) })))
 }
 
 pub async fn delete_model_version(State(s): State<AppState>, f: Fields) -> Answer {
-    s.store.delete_model_version(f.audit(), &f.str("name")?, version(&f)?).await?;
+    let (name, v) = (f.str("name")?, version(&f)?);
+    check_marked(&s, &f, &s.store.get_model_version(&name, v).await?, "delete")?;
+    refuse_if_served(&s, &name, Some(v), &format!("delete {name} version {v}"))?;
+    s.store.delete_model_version(f.audit(), &name, v).await?;
     ok()
 }
 

@@ -254,14 +254,16 @@ async function model(name) {
     };
     return h("a", { href: url, target: "_blank", onclick: open }, label);
   };
-  const versions = vs.model_versions || [];
+  // Version search answers carry no aliases (as in MLflow): the model's alias list does.
+  const aliasesOf = (v) => (m.registered_model.aliases || []).filter((a) => String(a.version) === String(v.version)).map((a) => a.alias);
+  const versions = (vs.model_versions || []).map((v) => Object.assign({}, v, { aliases: aliasesOf(v) }));
   return [
     h("h1", {}, "Model " + name),
     m.registered_model.description ? h("p", {}, m.registered_model.description) : null,
     h("h2", {}, "Versions"),
     table([
       { label: "Version", get: (v) => Number(v.version), num: true },
-      { label: "Aliases", get: (v) => (v.aliases || []).join(", "), render: (v) => (v.aliases || []).map((a) => h("span", { class: "pill" }, a)) },
+      { label: "Aliases", get: (v) => v.aliases.join(", "), render: (v) => v.aliases.map((a) => h("span", { class: "pill alias" }, a)) },
       { label: "Stage", get: (v) => v.current_stage },
       { label: "Created", get: (v) => v.creation_timestamp, render: (v) => fmtTime(v.creation_timestamp) },
       { label: "By", get: (v) => v.user_id },

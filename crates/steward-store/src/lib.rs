@@ -92,12 +92,16 @@ pub struct NewLoggedModel {
 pub trait RegistryStore: Send + Sync {
     async fn create_registered_model(&self, audit: &Audit, name: &str, description: Option<&str>, tags: &[Tag]) -> Result<RegisteredModel>;
     async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel>;
+    /// The model with this immutable id, under whatever name it has now.
+    async fn get_registered_model_by_id(&self, id: &str) -> Result<RegisteredModel>;
     async fn update_registered_model(&self, audit: &Audit, name: &str, description: Option<&str>) -> Result<RegisteredModel>;
     async fn rename_registered_model(&self, audit: &Audit, name: &str, new_name: &str) -> Result<RegisteredModel>;
     async fn delete_registered_model(&self, audit: &Audit, name: &str) -> Result<()>;
     async fn search_registered_models(&self, query: &RegistryQuery) -> Result<Page<RegisteredModel>>;
     async fn set_registered_model_tag(&self, audit: &Audit, name: &str, tag: &Tag) -> Result<()>;
     async fn delete_registered_model_tag(&self, audit: &Audit, name: &str, key: &str) -> Result<()>;
+    /// Every live version of a model in `stage`, oldest first.
+    async fn versions_in_stage(&self, name: &str, stage: &str) -> Result<Vec<ModelVersion>>;
     /// The newest version in each of `stages` (all stages when empty).
     async fn latest_versions(&self, name: &str, stages: &[String]) -> Result<Vec<ModelVersion>>;
 
@@ -105,6 +109,9 @@ pub trait RegistryStore: Send + Sync {
     /// caller from a logged model), `None` meaning `source` itself.
     async fn create_model_version(&self, audit: &Audit, mv: &NewModelVersion, storage_location: Option<&str>) -> Result<ModelVersion>;
     async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion>;
+    /// Records the digest of a version's model file if none is recorded yet (a version
+    /// registered before its files were uploaded); returns the digest on record.
+    async fn record_content_digest(&self, audit: &Audit, name: &str, version: i64, digest: &str) -> Result<String>;
     async fn update_model_version(&self, audit: &Audit, name: &str, version: i64, description: Option<&str>) -> Result<ModelVersion>;
     async fn transition_stage(&self, audit: &Audit, name: &str, version: i64, stage: &str, archive_existing: bool) -> Result<ModelVersion>;
     async fn delete_model_version(&self, audit: &Audit, name: &str, version: i64) -> Result<()>;
@@ -141,6 +148,10 @@ pub trait ServingStore: Send + Sync {
     async fn get_deployment(&self, name: &str) -> Result<Deployment>;
     async fn list_deployments(&self) -> Result<Vec<Deployment>>;
     async fn delete_deployment(&self, audit: &Audit, name: &str) -> Result<()>;
+    /// A promotion as one transaction: the registry alias `alias` of `model` moves to
+    /// `version` (in the alias history) and the deployment's spec is replaced, each with its
+    /// ledger entry, both carrying the same reason.
+    async fn promote(&self, audit: &Audit, spec: &DeploymentSpec, model: &str, alias: &str, version: i64) -> Result<Deployment>;
     /// Appends prediction records, all or none.
     async fn log_predictions(&self, records: &[PredictionRecord]) -> Result<()>;
     /// Records ground truth; every prediction id must exist. All or none.

@@ -275,7 +275,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
     let url = format!("http://{}", listener.local_addr()?);
     let state = steward_server::AppState::new(store.clone(), artifacts).with_policies(vec![policy.clone()]);
-    let agent = steward_server::agent::Agent::new(store, state.serving.clone(), vec![policy], url.clone())?;
+    let agent = steward_server::agent::Agent::new(&state, vec![policy], url.clone())?;
     steward_server::agent::Agent { tick: AGENT_TICK, ..agent }.start();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(steward_server::serve(listener, state, async {
@@ -290,7 +290,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
     let api = |path: &str| format!("{url}/api/2.0/mlflow/{path}");
     let steward = |path: &str| format!("{url}/api/steward/v1/{path}");
     send(http.post(api("registered-models/alias")).json(&json!({ "name": "credit-default", "alias": "champion", "version": "1", "steward_reason": "demo: v1 validated and approved for production" }))).await.context("approving v1")?;
-    send(http.post(steward("deployments")).json(&json!({ "name": "credit", "model": "models:/credit-default/1" }))).await.context("deploying v1")?;
+    send(http.post(steward("deployments")).json(&json!({ "name": "credit", "model": "models:/credit-default@champion" }))).await.context("deploying v1")?;
     crate::data::monitor(crate::data::MonitorCommand::Create {
         deployment: "credit".into(),
         reference: dir.join("data/reference.csv"),

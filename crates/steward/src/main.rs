@@ -254,7 +254,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             }
             _ => None,
         };
-        let agent = steward_server::agent::Agent::new(store, state.serving.clone(), policies, format!("http://{shown}"))?;
+        let agent = steward_server::agent::Agent::new(&state, policies, format!("http://{shown}"))?;
         steward_server::agent::Agent { reasoner, ..agent }.start();
     }
     steward_server::serve(listener, state, shutdown).await?;

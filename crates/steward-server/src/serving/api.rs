@@ -60,10 +60,11 @@ pub async fn create(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Valu
     let name = f.str("name")?;
     let body = body(&f);
     let model = model_ref("model", body.get("model").ok_or_else(|| Error::invalid("missing value for required parameter 'model'"))?)?;
-    let mut spec = DeploymentSpec { name, model, challenger: None, shadow: None, fallback: None };
+    let mut spec = DeploymentSpec { name, model, challenger: None, shadow: None, fallback: None, model_ids: Default::default() };
     apply(&mut spec, &body)?;
     spec.validate()?;
     govern(&s, &f, None, &spec).await?;
+    s.serving.bind(&mut spec).await?;
     // Load before storing: a deployment that cannot serve is refused, not recorded.
     let routes = s.serving.build(&spec).await?;
     let stored = s.store.put_deployment(f.audit(), &spec, true).await?;
@@ -84,6 +85,7 @@ pub async fn update(State(s): State<AppState>, Path(name): Path<String>, f: Fiel
     }
     spec.validate()?;
     let action = govern(&s, &f, Some(&before), &spec).await?;
+    s.serving.bind(&mut spec).await?;
     let routes = s.serving.build(&spec).await?;
     let stored = s.store.put_deployment(&as_override(&s, &name, f.audit(), action.as_ref()), &spec, false).await?;
     let routes = s.serving.install_synced(routes).await;
@@ -203,6 +205,7 @@ pub async fn stop(State(s): State<AppState>, Path(name): Path<String>, f: Fields
     spec.model = fallback;
     spec.fallback = None;
     spec.challenger = None;
+    s.serving.bind(&mut spec).await?;
     let routes = s.serving.build(&spec).await?;
     let audit = steward_core::audit::Audit::new(f.audit().actor.clone(), Some(format!("stop switch: {reason}")), reason.as_bytes());
     let stored = s.store.put_deployment(&as_override(&s, &name, &audit, None), &spec, false).await?;

@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use steward_core::audit::Audit;
+use steward_core::registry::ModelVersion;
 use steward_core::serving::{Deployment, DeploymentSpec, ModelRef, RouteRole};
 use steward_core::{Error, ErrorCode};
 use steward_runtime::{Data, Model, RuntimeError, Tensor};
@@ -59,7 +61,7 @@ impl Routes {
         }
     }
 
-    fn versions(&self) -> Vec<(RouteRole, &str, i64)> {
+    pub fn versions(&self) -> Vec<(RouteRole, &str, i64)> {
         let mut v = vec![(RouteRole::Champion, self.champion.model.as_str(), self.champion.version)];
         v.extend(self.challenger.iter().map(|s| (RouteRole::Challenger, s.model.as_str(), s.version)));
         v.extend(self.shadow.iter().map(|s| (RouteRole::Shadow, s.model.as_str(), s.version)));
@@ -168,6 +170,7 @@ pub struct Serving {
     store: Arc<dyn MetadataStore>,
     artifacts: ArtifactStore,
     live: RwLock<HashMap<String, Arc<Routes>>>,
+    /// Loaded runtimes by (registered model id, version).
     models: Mutex<HashMap<(String, i64), Arc<Model>>>,
     /// Serialises rebuilds so two syncs never race to install older routes.
     sync_lock: Mutex<()>,
@@ -279,28 +282,40 @@ impl Serving {
     }
 
     async fn resolve_all(&self, spec: &DeploymentSpec) -> steward_core::Result<Vec<(String, i64)>> {
-        let mut out = vec![self.resolve(&spec.model).await?];
-        if let Some(c) = &spec.challenger {
-            out.push(self.resolve(&c.model).await?);
-        }
-        if let Some(s) = &spec.shadow {
-            out.push(self.resolve(s).await?);
+        let mut out = Vec::new();
+        for m in std::iter::once(&spec.model).chain(spec.challenger.as_ref().map(|c| &c.model)).chain(spec.shadow.as_ref()) {
+            let mv = self.resolve(spec, m).await?;
+            out.push((mv.name, mv.version));
         }
         Ok(out)
     }
 
-    /// Loads what a spec names and installs it; the answer the API gives on create/update.
-    pub async fn deploy(&self, spec: &DeploymentSpec) -> steward_core::Result<Arc<Routes>> {
-        let _guard = self.sync_lock.lock().await;
-        let routes = self.build(spec).await?;
-        Ok(self.install(routes))
+    /// Binds every model the spec names to its registered model's immutable id (kept in the
+    /// spec, stored with it). A name already bound must still be that model: one deleted and
+    /// created again under the same name is refused.
+    pub async fn bind(&self, spec: &mut DeploymentSpec) -> steward_core::Result<()> {
+        let names: std::collections::BTreeSet<String> = spec.refs().map(|m| m.model_name().to_owned()).collect();
+        spec.model_ids.retain(|name, _| names.contains(name));
+        for name in names {
+            let id = self.store.get_registered_model(&name).await.map_err(|e| in_spec(spec, &name, e))?.id;
+            match spec.model_ids.get(&name) {
+                Some(bound) if *bound != id => return Err(swapped(spec, &name, bound, &id)),
+                Some(_) => {}
+                None => {
+                    spec.model_ids.insert(name, id);
+                }
+            }
+        }
+        Ok(())
     }
 
-    /// Builds routes without installing them: resolves references and loads models.
+    /// Builds routes without installing them: resolves references (through the models the
+    /// spec is bound to) and loads models, checking each file against its recorded digest.
     pub async fn build(&self, spec: &DeploymentSpec) -> steward_core::Result<Routes> {
         let load = |m: ModelRef, role: RouteRole| async move {
-            let (name, version) = self.resolve(&m).await?;
-            let runtime = self.load(&name, version).await?;
+            let mv = self.resolve(spec, &m).await?;
+            let runtime = self.load(&mv).await?;
+            let (name, version) = (mv.name, mv.version);
             let stats = self.metrics.route(&spec.name, role.as_str(), &name, version);
             let explainer = match runtime.metadata(METADATA_KEY).map(Explainer::from_json) {
                 Some(Ok(e)) => Some(Arc::new(e)),
@@ -324,42 +339,44 @@ impl Serving {
         Ok(Routes { spec: spec.clone(), champion, challenger, shadow })
     }
 
-    async fn resolve(&self, m: &ModelRef) -> steward_core::Result<(String, i64)> {
+    /// The version a reference names now, after checking that its model is the one the spec
+    /// is bound to (specs stored before binding existed are taken by name).
+    async fn resolve(&self, spec: &DeploymentSpec, m: &ModelRef) -> steward_core::Result<ModelVersion> {
+        let name = m.model_name();
+        let not_found = |e: Error| if e.code() == ErrorCode::ResourceDoesNotExist { Error::invalid(format!("{m}: {}", e.message())) } else { e };
+        if let Some(bound) = spec.model_ids.get(name) {
+            let id = self.store.get_registered_model(name).await.map_err(not_found)?.id;
+            if id != *bound {
+                return Err(swapped(spec, name, bound, &id));
+            }
+        }
         match m {
-            ModelRef::Alias { name, alias } => {
-                let mv = self.store.version_by_alias(name, alias).await.map_err(|e| {
-                    if e.code() == ErrorCode::ResourceDoesNotExist { Error::invalid(format!("{m}: {}", e.message())) } else { e }
-                })?;
-                Ok((name.clone(), mv.version))
-            }
-            ModelRef::Version { name, version } => {
-                self.store.get_model_version(name, *version).await.map_err(|e| {
-                    if e.code() == ErrorCode::ResourceDoesNotExist { Error::invalid(format!("{m}: {}", e.message())) } else { e }
-                })?;
-                Ok((name.clone(), *version))
-            }
+            ModelRef::Alias { name, alias } => self.store.version_by_alias(name, alias).await.map_err(not_found),
+            ModelRef::Version { name, version } => self.store.get_model_version(name, *version).await.map_err(not_found),
         }
     }
 
-    /// The runtime for a registry version, loaded once and cached.
-    async fn load(&self, name: &str, version: i64) -> steward_core::Result<Arc<Model>> {
-        let key = (name.to_owned(), version);
+    /// The runtime for a registry version, loaded once and cached by model id and version.
+    /// The file must have the digest recorded for the version; a version registered before
+    /// its file existed gets the digest it has when first served.
+    async fn load(&self, mv: &ModelVersion) -> steward_core::Result<Arc<Model>> {
+        let (name, version) = (mv.name.as_str(), mv.version);
+        let id = self.store.get_registered_model(name).await?.id;
+        let key = (id, version);
         if let Some(m) = self.models.lock().await.get(&key) {
             return Ok(m.clone());
         }
         let uri = self.store.download_uri(name, version).await?;
         let what = format!("version {version} of model '{name}'");
-        let Some(rel) = uri.strip_prefix("mlflow-artifacts:/") else {
-            return Err(Error::invalid(format!("{what} lives at '{uri}', which this server does not read; log it through this server's artifact proxy")));
+        let bytes = model_file(&self.artifacts, &uri, &what).await?;
+        let digest = content_digest(&bytes);
+        let recorded = match &mv.content_digest {
+            Some(d) => d.clone(),
+            None => self.store.record_content_digest(&Audit::new("serving", Some(format!("first served: {what}")), digest.as_bytes()), name, version, &digest).await?,
         };
-        let rel = rel.trim_matches('/').to_owned();
-        let files = self.artifacts.list(&rel).await?;
-        let onnx = files
-            .iter()
-            .filter(|f| !f.is_dir && f.path.ends_with(".onnx"))
-            .min_by_key(|f| (f.path != "model.onnx", f.path.clone()))
-            .ok_or_else(|| Error::invalid(format!("{what} has no .onnx file under '{uri}' (log it with mlflow.onnx.log_model)")))?;
-        let bytes = self.artifacts.get_bytes(&format!("{rel}/{}", onnx.path)).await?;
+        if recorded != digest {
+            return Err(Error::invalid(format!("{what}: its model file has digest {digest}, not the {recorded} recorded for the version; refusing to serve a changed artifact")));
+        }
         let model = tokio::task::spawn_blocking(move || Model::load(&bytes))
             .await
             .map_err(|e| Error::internal(format!("loading {what}: {e}")))?
@@ -441,6 +458,38 @@ impl Serving {
         });
         Ok(Answer { prediction_id, route: role, model: served.model.clone(), version: served.version, outputs, reason_codes })
     }
+}
+
+/// `sha256:` and the hex digest of a model file.
+pub fn content_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", steward_core::audit::sha256_hex(bytes))
+}
+
+/// The model file of a version whose files are at `uri`: `model.onnx`, or else the first
+/// `.onnx` file by name.
+pub async fn model_file(artifacts: &ArtifactStore, uri: &str, what: &str) -> steward_core::Result<bytes::Bytes> {
+    let Some(rel) = uri.strip_prefix("mlflow-artifacts:/") else {
+        return Err(Error::invalid(format!("{what} lives at '{uri}', which this server does not read; log it through this server's artifact proxy")));
+    };
+    let rel = rel.trim_matches('/');
+    let files = artifacts.list(rel).await?;
+    let onnx = files
+        .iter()
+        .filter(|f| !f.is_dir && f.path.ends_with(".onnx"))
+        .min_by_key(|f| (f.path != "model.onnx", f.path.clone()))
+        .ok_or_else(|| Error::invalid(format!("{what} has no .onnx file under '{uri}' (log it with mlflow.onnx.log_model)")))?;
+    artifacts.get_bytes(&format!("{rel}/{}", onnx.path)).await
+}
+
+fn in_spec(spec: &DeploymentSpec, name: &str, e: Error) -> Error {
+    if e.code() == ErrorCode::ResourceDoesNotExist { Error::invalid(format!("deployment '{}' names model '{name}': {}", spec.name, e.message())) } else { e }
+}
+
+fn swapped(spec: &DeploymentSpec, name: &str, bound: &str, now: &str) -> Error {
+    Error::invalid(format!(
+        "deployment '{}' is bound to the model that was named '{name}' (id {bound}); the model named '{name}' now is another one (id {now}): it was deleted or renamed away and replaced, so the deployment will not serve it",
+        spec.name
+    ))
 }
 
 pub(crate) fn now_ms() -> i64 {

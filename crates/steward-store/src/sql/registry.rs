@@ -44,7 +44,7 @@ fn check_registry_tag(t: &Tag) -> Result<()> {
     Ok(())
 }
 
-const MV_COLUMNS: &str = "name, version, creation_time, last_updated_time, description, user_id, created_by, current_stage, source, run_id, run_link, model_id, status, status_message";
+const MV_COLUMNS: &str = "name, version, creation_time, last_updated_time, description, user_id, created_by, current_stage, source, run_id, run_link, model_id, status, status_message, content_digest";
 
 fn mv_from_row(r: &AnyRow) -> ModelVersion {
     ModelVersion {
@@ -64,6 +64,7 @@ fn mv_from_row(r: &AnyRow) -> ModelVersion {
         status_message: r.get(13),
         tags: vec![],
         aliases: vec![],
+        content_digest: r.get(14),
     }
 }
 
@@ -98,6 +99,24 @@ async fn record(tx: &mut Tx, audit: &Audit, name: &str, kind: &str, label: &str,
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
+    Ok(())
+}
+
+/// Points `alias` at a version inside the caller's transaction: the alias, its history row and
+/// its ledger entry.
+pub(super) async fn set_alias_in(tx: &mut Tx, audit: &Audit, name: &str, alias: &str, version: i64) -> Result<()> {
+    check_alias(alias)?;
+    require_model(tx, name).await?;
+    require_version(tx, name, version).await?;
+    sqlx::query("INSERT INTO registered_model_aliases (name, alias, version) VALUES ($1, $2, $3) ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version")
+        .bind(name)
+        .bind(alias)
+        .bind(version)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    record(tx, audit, name, "alias", alias, Some(version), now_ms()).await?;
+    append(tx, audit, "registered_model.set_alias", "registered_model", &format!("{name}@{alias}")).await?;
     Ok(())
 }
 
@@ -176,7 +195,7 @@ impl SqlStore {
         let ph = placeholders(1, names.len());
         let binds: Vec<Bind> = names.iter().map(|n| Bind::Text(n.clone())).collect();
         let fetch = |sql: String| self.rows(sql, binds.clone());
-        let rows = fetch(format!("SELECT name, creation_time, last_updated_time, description FROM registered_models WHERE name IN ({ph})")).await?;
+        let rows = fetch(format!("SELECT name, creation_time, last_updated_time, description, id FROM registered_models WHERE name IN ({ph})")).await?;
         let tags = fetch(format!("SELECT name, key, value FROM registered_model_tags WHERE name IN ({ph}) ORDER BY key")).await?;
         let aliases = fetch(format!("SELECT name, alias, version FROM registered_model_aliases WHERE name IN ({ph}) ORDER BY alias")).await?;
         // The newest live version per stage.
@@ -193,6 +212,7 @@ impl SqlStore {
             models.insert(
                 name.clone(),
                 RegisteredModel {
+                    id: r.get(4),
                     name,
                     creation_timestamp: r.get(1),
                     last_updated_timestamp: r.get(2),
@@ -383,6 +403,34 @@ impl RegistryStore for SqlStore {
         self.load_models(&[name.to_owned()]).await?.pop().ok_or_else(|| model_not_found(name))
     }
 
+    async fn versions_in_stage(&self, name: &str, stage: &str) -> Result<Vec<ModelVersion>> {
+        let rows = super::dyn_query(format!("SELECT {MV_COLUMNS} FROM model_versions WHERE name = $1 AND current_stage = $2 AND deleted = 0 ORDER BY version"))
+            .bind(name)
+            .bind(stage)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        self.decorate_versions(rows.iter().map(mv_from_row).collect(), true).await
+    }
+
+    async fn get_registered_model_by_id(&self, id: &str) -> Result<RegisteredModel> {
+        let row = sqlx::query("SELECT name FROM registered_models WHERE id = $1").bind(id).fetch_optional(&self.read).await.map_err(db_error)?;
+        let name: String = row.ok_or_else(|| Error::not_found(format!("no registered model has id '{id}': it was deleted")))?.get(0);
+        self.get_registered_model(&name).await
+    }
+
+    async fn record_content_digest(&self, audit: &Audit, name: &str, version: i64, digest: &str) -> Result<String> {
+        let mut tx = self.begin().await?;
+        let mv = require_version(&mut tx, name, version).await?;
+        if let Some(known) = mv.content_digest {
+            return Ok(known);
+        }
+        sqlx::query("UPDATE model_versions SET content_digest = $1 WHERE name = $2 AND version = $3").bind(digest).bind(name).bind(version).execute(&mut *tx).await.map_err(db_error)?;
+        append(&mut tx, audit, "model_version.content_digest", "model_version", &format!("{name}/{version}")).await?;
+        tx.commit().await?;
+        Ok(digest.to_owned())
+    }
+
     async fn update_registered_model(&self, audit: &Audit, name: &str, description: Option<&str>) -> Result<RegisteredModel> {
         let mut tx = self.begin().await?;
         require_model(&mut tx, name).await?;
@@ -418,6 +466,8 @@ impl RegistryStore for SqlStore {
             let now = now_ms();
             touch_model(&mut tx, new_name, now).await?;
             sqlx::query("UPDATE model_versions SET last_updated_time = $1 WHERE name = $2").bind(now).bind(new_name).execute(&mut *tx).await.map_err(db_error)?;
+            // Deployments follow the model, not the name: their references move with it.
+            super::serving::rename_in_deployments(&mut tx, name, new_name).await?;
         }
         append(&mut tx, audit, "registered_model.rename", "registered_model", new_name).await?;
         tx.commit().await?;
@@ -506,8 +556,8 @@ impl RegistryStore for SqlStore {
             .map_err(db_error)?
             .get(0);
         sqlx::query(
-            "INSERT INTO model_versions (name, version, creation_time, last_updated_time, description, user_id, created_by, current_stage, source, storage_location, run_id, run_link, model_id, status, status_message, deleted) \
-             VALUES ($1, $2, $3, $3, $4, NULL, $5, 'None', $6, $7, $8, $9, $10, 'READY', NULL, 0)",
+            "INSERT INTO model_versions (name, version, creation_time, last_updated_time, description, user_id, created_by, current_stage, source, storage_location, run_id, run_link, model_id, status, status_message, deleted, content_digest) \
+             VALUES ($1, $2, $3, $3, $4, NULL, $5, 'None', $6, $7, $8, $9, $10, 'READY', NULL, 0, $11)",
         )
         .bind(&mv.name)
         .bind(next)
@@ -519,6 +569,7 @@ impl RegistryStore for SqlStore {
         .bind(mv.run_id.clone().unwrap_or_default())
         .bind(mv.run_link.clone().unwrap_or_default())
         .bind(mv.model_id.clone())
+        .bind(mv.content_digest.clone())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -703,20 +754,8 @@ impl RegistryStore for SqlStore {
     }
 
     async fn set_alias(&self, audit: &Audit, name: &str, alias: &str, version: i64) -> Result<()> {
-        check_alias(alias)?;
-        let now = now_ms();
         let mut tx = self.begin().await?;
-        require_model(&mut tx, name).await?;
-        require_version(&mut tx, name, version).await?;
-        sqlx::query("INSERT INTO registered_model_aliases (name, alias, version) VALUES ($1, $2, $3) ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version")
-            .bind(name)
-            .bind(alias)
-            .bind(version)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        record(&mut tx, audit, name, "alias", alias, Some(version), now).await?;
-        append(&mut tx, audit, "registered_model.set_alias", "registered_model", &format!("{name}@{alias}")).await?;
+        set_alias_in(&mut tx, audit, name, alias, version).await?;
         tx.commit().await
     }
 

@@ -7,7 +7,7 @@ use steward_core::audit::Audit;
 use steward_core::serving::{Alert, Deployment, DeploymentSpec, Feedback, MonitorMetric, MonitorState, PredictionRecord, RouteRole, WindowKind};
 use steward_core::{Error, Result};
 
-use super::{Bind, SqlStore, append, db_error, is_unique_violation, now_ms, value_rows};
+use super::{Bind, SqlStore, WriteTx, append, db_error, is_unique_violation, now_ms, value_rows};
 use crate::{MonitorStore, ServingStore};
 
 /// Rows per multi-row INSERT: 11 binds each stays far below both backends' bind limits.
@@ -50,14 +50,44 @@ fn prediction(row: &AnyRow) -> Result<PredictionRecord> {
     })
 }
 
+/// Replaces a stored deployment's spec inside the caller's transaction.
+async fn replace_spec(tx: &mut WriteTx, spec: &DeploymentSpec) -> Result<()> {
+    let json = serde_json::to_string(spec).map_err(|e| Error::internal(e.to_string()))?;
+    let n = sqlx::query("UPDATE deployments SET spec = $1, last_updated_time = $2 WHERE name = $3")
+        .bind(&json)
+        .bind(now_ms())
+        .bind(&spec.name)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    if n == 0 {
+        return Err(deployment_not_found(&spec.name));
+    }
+    Ok(())
+}
+
+/// A registered model's rename, followed by every deployment that refers to it (inside the
+/// rename's transaction, so no deployment ever names the model by its old name).
+pub(super) async fn rename_in_deployments(tx: &mut WriteTx, from: &str, to: &str) -> Result<()> {
+    let rows = sqlx::query("SELECT spec, creation_time, last_updated_time, created_by FROM deployments").fetch_all(&mut **tx).await.map_err(db_error)?;
+    for row in rows {
+        let mut spec = deployment(&row)?.spec;
+        if spec.rename_model(from, to) {
+            replace_spec(tx, &spec).await?;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl ServingStore for SqlStore {
     async fn put_deployment(&self, audit: &Audit, spec: &DeploymentSpec, create: bool) -> Result<Deployment> {
         spec.validate()?;
-        let json = serde_json::to_string(spec).map_err(|e| Error::internal(e.to_string()))?;
-        let now = now_ms();
         let mut tx = self.begin().await?;
         if create {
+            let json = serde_json::to_string(spec).map_err(|e| Error::internal(e.to_string()))?;
+            let now = now_ms();
             let res = sqlx::query("INSERT INTO deployments (name, spec, creation_time, last_updated_time, created_by) VALUES ($1, $2, $3, $3, $4)")
                 .bind(&spec.name)
                 .bind(&json)
@@ -72,19 +102,19 @@ impl ServingStore for SqlStore {
             }
             append(&mut tx, audit, "deployment.create", "deployment", &spec.name).await?;
         } else {
-            let n = sqlx::query("UPDATE deployments SET spec = $1, last_updated_time = $2 WHERE name = $3")
-                .bind(&json)
-                .bind(now)
-                .bind(&spec.name)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?
-                .rows_affected();
-            if n == 0 {
-                return Err(deployment_not_found(&spec.name));
-            }
+            replace_spec(&mut tx, spec).await?;
             append(&mut tx, audit, "deployment.update", "deployment", &spec.name).await?;
         }
+        tx.commit().await?;
+        self.get_deployment(&spec.name).await
+    }
+
+    async fn promote(&self, audit: &Audit, spec: &DeploymentSpec, model: &str, alias: &str, version: i64) -> Result<Deployment> {
+        spec.validate()?;
+        let mut tx = self.begin().await?;
+        super::registry::set_alias_in(&mut tx, audit, model, alias, version).await?;
+        replace_spec(&mut tx, spec).await?;
+        append(&mut tx, audit, "deployment.promote", "deployment", &spec.name).await?;
         tx.commit().await?;
         self.get_deployment(&spec.name).await
     }
