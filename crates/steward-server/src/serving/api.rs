@@ -213,13 +213,21 @@ pub async fn stop(State(s): State<AppState>, Path(name): Path<String>, f: Fields
     Ok(Json(json!({ "deployment": routes.json(Some(&stored)) })))
 }
 
+/// A stored deployment with no live routes: not loaded yet, or failed to load (and why).
+fn not_serving(s: &AppState, d: &steward_core::serving::Deployment) -> Value {
+    match s.serving.load_error(&d.spec.name) {
+        Some(error) => json!({ "name": d.spec.name, "model": d.spec.model.to_string(), "state": "failed", "error": error }),
+        None => json!({ "name": d.spec.name, "model": d.spec.model.to_string(), "state": "not loaded" }),
+    }
+}
+
 pub async fn list(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let stored = s.store.list_deployments().await?;
     let out: Vec<Value> = stored
         .iter()
         .map(|d| match s.serving.routes(&d.spec.name) {
             Some(r) => r.json(Some(d)),
-            None => json!({ "name": d.spec.name, "model": d.spec.model.to_string(), "state": "not loaded" }),
+            None => not_serving(&s, d),
         })
         .collect();
     Ok(Json(json!({ "deployments": out })))
@@ -229,7 +237,7 @@ pub async fn get(State(s): State<AppState>, Path(name): Path<String>) -> ApiResu
     let d = s.store.get_deployment(&name).await?;
     let body = match s.serving.routes(&name) {
         Some(r) => r.json(Some(&d)),
-        None => json!({ "name": d.spec.name, "model": d.spec.model.to_string(), "state": "not loaded" }),
+        None => not_serving(&s, &d),
     };
     Ok(Json(json!({ "deployment": body })))
 }

@@ -172,6 +172,8 @@ pub struct Serving {
     live: RwLock<HashMap<String, Arc<Routes>>>,
     /// Loaded runtimes by (registered model id, version).
     models: Mutex<HashMap<(String, i64), Arc<Model>>>,
+    /// Why a stored deployment could not be loaded at the last resync, by name.
+    load_errors: RwLock<HashMap<String, String>>,
     /// Serialises rebuilds so two syncs never race to install older routes.
     sync_lock: Mutex<()>,
     pub metrics: Metrics,
@@ -186,6 +188,7 @@ impl Serving {
             artifacts,
             live: RwLock::new(HashMap::new()),
             models: Mutex::new(HashMap::new()),
+            load_errors: RwLock::new(HashMap::new()),
             sync_lock: Mutex::new(()),
             metrics: Metrics::default(),
             log: PredictionLog::new(),
@@ -231,6 +234,11 @@ impl Serving {
         self.live.read().expect("live lock").get(deployment).cloned()
     }
 
+    /// Why a stored deployment is not serving, if its last load failed.
+    pub fn load_error(&self, deployment: &str) -> Option<String> {
+        self.load_errors.read().expect("errors lock").get(deployment).cloned()
+    }
+
     pub fn all_routes(&self) -> Vec<Arc<Routes>> {
         let mut v: Vec<_> = self.live.read().expect("live lock").values().cloned().collect();
         v.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
@@ -263,6 +271,7 @@ impl Serving {
         let stored = self.store.list_deployments().await?;
         let names: Vec<String> = stored.iter().map(|d| d.spec.name.clone()).collect();
         self.live.write().expect("live lock").retain(|k, _| names.contains(k));
+        self.load_errors.write().expect("errors lock").retain(|k, _| names.contains(k));
         for d in stored {
             let current = self.routes(&d.spec.name);
             if let Some(cur) = &current
@@ -273,9 +282,13 @@ impl Serving {
             }
             match self.build(&d.spec).await {
                 Ok(routes) => {
+                    self.load_errors.write().expect("errors lock").remove(&d.spec.name);
                     self.install(routes);
                 }
-                Err(e) => tracing::warn!(deployment = %d.spec.name, "cannot load deployment: {}", e.message()),
+                Err(e) => {
+                    tracing::warn!(deployment = %d.spec.name, "cannot load deployment: {}", e.message());
+                    self.load_errors.write().expect("errors lock").insert(d.spec.name.clone(), e.message().to_owned());
+                }
             }
         }
         Ok(())
