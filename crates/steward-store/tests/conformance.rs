@@ -510,6 +510,43 @@ async fn incidents_keep_one_analysis_per_source(store: Store) {
     assert!(store.verify_ledger().await.unwrap().is_ok());
 }
 
+async fn tokens_expire_revoke_and_die_with_their_user(store: Store) {
+    use steward_core::access::Role;
+    store.create_user(&who(), "sam", Role::Scientist).await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let (short, info) = store.create_token(&who(), "sam", "short", Some(now + 300)).await.unwrap();
+    let (long, _) = store.create_token(&who(), "sam", "long", None).await.unwrap();
+    assert_eq!(store.authenticate(&short).await.unwrap().map(|p| p.name), Some("sam".into()));
+    let started = std::time::Instant::now();
+    while store.authenticate(&short).await.unwrap().is_some() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "an expired token still authenticates");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(store.authenticate(&long).await.unwrap().is_some());
+    assert_eq!(store.create_token(&who(), "sam", "past", Some(now - 1)).await.unwrap_err().code(), ErrorCode::InvalidParameterValue);
+    // Listing shows ids, never tokens; revoking is by id and once.
+    let listed = store.tokens(Some("sam")).await.unwrap();
+    assert_eq!(listed.iter().map(|t| t.label.as_str()).collect::<Vec<_>>(), ["short", "long"]);
+    assert!(listed.iter().all(|t| t.id.starts_with("tok_") && !short.contains(&t.id[4..])));
+    let long_id = listed[1].id.clone();
+    store.revoke_token(&who(), &long_id).await.unwrap();
+    assert!(store.authenticate(&long).await.unwrap().is_none());
+    assert_eq!(store.revoke_token(&who(), &long_id).await.unwrap_err().code(), ErrorCode::InvalidParameterValue);
+    assert_eq!(info.expires_at, Some(now + 300));
+    // Disabled users' tokens are refused until enabled; deleted users keep their name taken.
+    let (fresh, _) = store.create_token(&who(), "sam", "fresh", None).await.unwrap();
+    store.update_user(&who(), "sam", None, Some(true)).await.unwrap();
+    assert!(store.authenticate(&fresh).await.unwrap().is_none());
+    store.update_user(&who(), "sam", Some(Role::Validator), Some(false)).await.unwrap();
+    assert_eq!(store.authenticate(&fresh).await.unwrap().map(|p| p.role), Some(Role::Validator));
+    store.delete_user(&who(), "sam").await.unwrap();
+    assert!(store.authenticate(&fresh).await.unwrap().is_none());
+    assert_eq!(store.create_user(&who(), "sam", Role::Admin).await.unwrap_err().code(), ErrorCode::ResourceAlreadyExists);
+    assert_eq!(store.create_token(&who(), "sam", "x", None).await.unwrap_err().code(), ErrorCode::InvalidParameterValue);
+    assert!(store.has_users().await.unwrap(), "a tombstone keeps open mode closed");
+    assert!(store.verify_ledger().await.unwrap().is_ok());
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -540,4 +577,5 @@ conformance!(
     concurrent_mutations_keep_one_unbroken_chain,
     refused_batches_among_concurrent_ones_leave_nothing,
     incidents_keep_one_analysis_per_source,
+    tokens_expire_revoke_and_die_with_their_user,
 );
