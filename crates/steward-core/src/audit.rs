@@ -129,10 +129,16 @@ impl Verifier {
     pub fn finish(self, head: Option<(i64, &str)>) -> Result<i64, Break> {
         let count = self.expected_seq - 1;
         if let Some((head_seq, head_hash)) = head {
-            if head_seq != count || (count > 0 && head_hash != self.prev) {
+            if head_seq != count {
                 return Err(Break {
                     seq: count.min(head_seq) + 1,
                     reason: format!("the ledger head records entry {head_seq} but the chain ends at entry {count}"),
+                });
+            }
+            if head_hash != self.prev {
+                return Err(Break {
+                    seq: count,
+                    reason: format!("the ledger head records hash {head_hash} for entry {count}, whose hash is {}: the head was edited", self.prev),
                 });
             }
         }
@@ -219,5 +225,10 @@ mod tests {
         let mut shorter = c.clone();
         shorter.pop();
         assert_eq!(verify(shorter, h).unwrap_err().seq, 6);
+        // An edited head hash is named as such, at the last entry.
+        let edited = verify(c.clone(), Some((6, "beef"))).unwrap_err();
+        assert_eq!(edited.seq, 6);
+        assert!(edited.reason.starts_with("the ledger head records hash beef for entry 6, whose hash is "), "{}", edited.reason);
+        assert!(edited.reason.ends_with(": the head was edited"), "{}", edited.reason);
     }
 }

@@ -2,6 +2,7 @@
 //! error table. Pure: no IO, no async, no knowledge of SQL or HTTP.
 
 pub mod access;
+pub mod anchor;
 pub mod audit;
 pub mod entities;
 pub mod error;

@@ -136,7 +136,7 @@ pub async fn gather(s: &AppState, name: &str, version: i64) -> Result<Facts> {
     }
     actions.extend(s.store.actions(None).await?.into_iter().filter(|a| names.contains(&a.deployment)));
     let policies = s.policies.iter().filter(|p| names.contains(&p.deployment)).cloned().collect();
-    let ledger_intact = s.store.verify_ledger().await?.map_err(|b| format!("broken at entry {}: {}", b.seq, b.reason));
+    let ledger_intact = s.store.verify_ledger(&s.checkpoints().await?).await?.map_err(|b| format!("broken at entry {}: {}", b.seq, b.reason));
     Ok(Facts { mv, run, training, datasets, inputs, history, ledger, deployments, monitors, series, incidents, actions, policies, ledger_intact })
 }
 

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod agent;
+pub mod anchor;
 pub mod documents;
 pub mod reasoner;
 mod artifacts;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub serving: Arc<serving::Serving>,
     /// The agent's policies (shown in model documents as the declared retraining changes).
     pub policies: Arc<Vec<steward_agent::Policy>>,
+    /// Signs the ledger's head outside the database (none: the ledger's end is not anchored).
+    pub anchor: Option<Arc<anchor::Anchor>>,
 }
 
 impl AppState {
@@ -69,6 +72,20 @@ impl AppState {
             auth: Arc::new(auth::Gate::new(AuthMode::Open)),
             protected_aliases: Arc::new(steward_core::access::DEFAULT_PROTECTED_ALIASES.iter().map(|a| a.to_string()).collect()),
             policies: Arc::new(Vec::new()),
+            anchor: None,
+        }
+    }
+
+    pub fn with_anchor(mut self, anchor: Arc<anchor::Anchor>) -> Self {
+        self.anchor = Some(anchor);
+        self
+    }
+
+    /// The ledger's signed checkpoints (empty without an anchor), for verification.
+    pub async fn checkpoints(&self) -> steward_core::Result<Vec<steward_core::anchor::Checkpoint>> {
+        match &self.anchor {
+            Some(a) => a.checkpoints().await,
+            None => Ok(Vec::new()),
         }
     }
 
@@ -116,12 +133,25 @@ pub fn router(state: AppState) -> Router {
     routes::router().layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer)).with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// Serves until `shutdown` resolves, then finishes in-flight requests and signs the ledger's
+/// final head.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     state.serving.start();
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    if let Some(a) = &state.anchor {
+        a.start(state.store.clone());
+    }
+    let (store, anchor) = (state.store.clone(), state.anchor.clone());
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    if let Some(a) = anchor {
+        match a.checkpoint_now(store.as_ref()).await {
+            Ok(Some(c)) => tracing::info!(seq = c.seq, "ledger checkpoint signed at shutdown"),
+            Ok(None) => {}
+            Err(e) => tracing::error!("ledger checkpoint at shutdown: {}", e.message()),
+        }
+    }
+    Ok(())
 }

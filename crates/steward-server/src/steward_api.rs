@@ -43,9 +43,11 @@ pub async fn ledger(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Valu
 
 /// `GET /api/steward/v1/audit/verify`: walks the chain.
 pub async fn verify(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    Ok(Json(match s.store.verify_ledger().await? {
-        Ok(n) => json!({ "intact": true, "entries": n }),
-        Err(b) => json!({ "intact": false, "broken_at": b.seq, "reason": b.reason }),
+    let checkpoints = s.checkpoints().await?;
+    let anchored = checkpoints.iter().map(|c| c.seq).max();
+    Ok(Json(match s.store.verify_ledger(&checkpoints).await? {
+        Ok(n) => json!({ "intact": true, "entries": n, "checkpoints": checkpoints.len(), "anchored_through": anchored }),
+        Err(b) => json!({ "intact": false, "broken_at": b.seq, "reason": b.reason, "checkpoints": checkpoints.len() }),
     }))
 }
 

@@ -246,7 +246,7 @@ async fn the_ledger_is_readable_and_verifiable_over_http() {
     assert_eq!((entry["seq"].as_i64(), entry["action"].as_str()), (Some(3), Some("experiment.create")));
     assert_eq!((entry["actor"].as_str(), entry["reason"].as_str()), (Some("anonymous"), Some("ticket RISK-42")));
     assert_eq!(entry["prev_hash"], first["entries"][1]["hash"]);
-    assert_eq!(get("audit/verify").await, json!({"intact": true, "entries": 3}));
+    assert_eq!(get("audit/verify").await, json!({"intact": true, "entries": 3, "checkpoints": 0, "anchored_through": null}));
     let bad = app.http.get(format!("{}/api/steward/v1/audit?limit=0", app.base)).send().await.unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }

@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod anchor;
 pub mod artifacts;
 mod sql;
 
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use steward_core::Result;
 use steward_core::access::{Principal, Role, TokenInfo, User};
+use steward_core::anchor::Checkpoint;
 use steward_core::audit::{Audit, Break, LedgerEntry};
 use steward_core::entities::{
     Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo, RunMetric, RunUpdate, Tag, ViewType,
@@ -275,8 +277,12 @@ pub trait MetadataStore: RegistryStore + ServingStore + MonitorStore + DatasetSt
 
     /// Ledger entries with `seq > after`, oldest first, at most `limit`.
     async fn ledger(&self, after: i64, limit: i64) -> Result<Vec<LedgerEntry>>;
-    /// Walks the whole ledger: the number of entries when intact, the first break otherwise.
-    async fn verify_ledger(&self) -> Result<std::result::Result<i64, Break>>;
+    /// Walks the whole ledger, and checks it against signed checkpoints of its head (each
+    /// attested entry must be there with the attested hash): the number of entries when
+    /// intact, the first break otherwise.
+    async fn verify_ledger(&self, checkpoints: &[Checkpoint]) -> Result<std::result::Result<i64, Break>>;
+    /// The ledger's head record (last sequence number and hash); `None` if the record is gone.
+    async fn ledger_head(&self) -> Result<Option<(i64, String)>>;
     /// Records a mutation that happened outside the database (an artifact upload or
     /// deletion) as a ledger entry of its own.
     async fn record_mutation(&self, audit: &Audit, action: &str, entity_kind: &str, entity_id: &str) -> Result<()>;

@@ -442,7 +442,7 @@ async fn every_mutation_appends_one_chained_ledger_entry(store: Store) {
     assert_eq!(entries[1].reason.as_deref(), Some("quarterly retrain"));
     assert_eq!(entries[1].payload_digest, steward_core::audit::sha256_hex(b"{\"name\": \"e\"}"));
     assert_eq!(entries[1].prev_hash, entries[0].hash);
-    assert_eq!(store.verify_ledger().await.unwrap(), Ok(5));
+    assert_eq!(store.verify_ledger(&[]).await.unwrap(), Ok(5));
     assert_eq!(store.ledger(3, 1).await.unwrap()[0].seq, 4);
 }
 
@@ -460,7 +460,7 @@ async fn concurrent_mutations_keep_one_unbroken_chain(store: Store) {
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(store.verify_ledger().await.unwrap(), Ok(81));
+    assert_eq!(store.verify_ledger(&[]).await.unwrap(), Ok(81));
 }
 
 async fn refused_batches_among_concurrent_ones_leave_nothing(store: Store) {
@@ -490,7 +490,7 @@ async fn refused_batches_among_concurrent_ones_leave_nothing(store: Store) {
     want.sort();
     assert_eq!(keys, want);
     assert_eq!(run.params, vec![param("lr", "0.1")]);
-    assert!(store.verify_ledger().await.unwrap().is_ok());
+    assert!(store.verify_ledger(&[]).await.unwrap().is_ok());
 }
 
 async fn incidents_keep_one_analysis_per_source(store: Store) {
@@ -507,7 +507,7 @@ async fn incidents_keep_one_analysis_per_source(store: Store) {
     assert_eq!(texts.len(), 2);
     assert!(texts.contains(&("rules", "drift on credit")) && texts.contains(&("llm:m", "advice")));
     assert!(store.incidents(None).await.unwrap().iter().find(|i| i.id == "i2").unwrap().analyses.is_empty());
-    assert!(store.verify_ledger().await.unwrap().is_ok());
+    assert!(store.verify_ledger(&[]).await.unwrap().is_ok());
 }
 
 async fn tokens_expire_revoke_and_die_with_their_user(store: Store) {
@@ -544,7 +544,7 @@ async fn tokens_expire_revoke_and_die_with_their_user(store: Store) {
     assert_eq!(store.create_user(&who(), "sam", Role::Admin).await.unwrap_err().code(), ErrorCode::ResourceAlreadyExists);
     assert_eq!(store.create_token(&who(), "sam", "x", None).await.unwrap_err().code(), ErrorCode::InvalidParameterValue);
     assert!(store.has_users().await.unwrap(), "a tombstone keeps open mode closed");
-    assert!(store.verify_ledger().await.unwrap().is_ok());
+    assert!(store.verify_ledger(&[]).await.unwrap().is_ok());
 }
 
 macro_rules! conformance {

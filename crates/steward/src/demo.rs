@@ -274,7 +274,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
     let artifacts = steward_store::ArtifactStore::open(&dir.join("artifacts").display().to_string())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
     let url = format!("http://{}", listener.local_addr()?);
-    let state = steward_server::AppState::new(store.clone(), artifacts).with_policies(vec![policy.clone()]);
+    let mut state = steward_server::AppState::new(store.clone(), artifacts).with_policies(vec![policy.clone()]);
+    if let Some(anchor) = crate::audit::open_anchor(&crate::audit::AnchorArgs::default(), &store_uri, &dir.join("artifacts").display().to_string(), 1000).await? {
+        state = state.with_anchor(anchor);
+    }
     let agent = steward_server::agent::Agent::new(&state, vec![policy], url.clone())?;
     steward_server::agent::Agent { tick: AGENT_TICK, ..agent }.start();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 mod access;
+mod audit;
 mod data;
 mod demo;
 mod deploy;
@@ -32,7 +33,7 @@ enum Command {
     Server(ServerArgs),
     /// Inspect the tamper-evident audit ledger
     #[command(subcommand)]
-    Audit(AuditCommand),
+    Audit(audit::AuditCommand),
     /// Manage users: create, list, set-role, disable, enable, delete (once a user exists, the
     /// server requires authentication)
     #[command(subcommand)]
@@ -125,20 +126,6 @@ struct PredictArgs {
     output: PathBuf,
 }
 
-#[derive(Subcommand)]
-enum AuditCommand {
-    /// Walk the hash chain; exit 0 when intact, 1 naming the first broken entry
-    Verify(StoreArgs),
-    /// Write every ledger entry, oldest first
-    Export {
-        #[command(flatten)]
-        store: StoreArgs,
-        /// Output format
-        #[arg(long, value_parser = ["jsonl"], default_value = "jsonl")]
-        format: String,
-    },
-}
-
 #[derive(clap::Args)]
 pub struct StoreArgs {
     /// Metadata store: sqlite:///PATH (relative), sqlite:////PATH (absolute) or
@@ -192,9 +179,19 @@ struct ServerArgs {
     /// The reasoner's model name
     #[arg(long, requires = "reasoner")]
     reasoner_model: Option<String>,
+    #[command(flatten)]
+    anchor: audit::AnchorArgs,
+    /// Sign a ledger checkpoint every this many entries (and at least every minute while the
+    /// ledger grows, and at shutdown)
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..))]
+    ledger_checkpoint_every: i64,
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    // SIGTERM is handled from the start: one that comes while the server is still starting
+    // (after it printed its address) shuts it down gracefully instead of killing it.
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let store = steward_store::open_metadata(&args.backend_store_uri, "mlflow-artifacts:/")
         .await
         .with_context(|| format!("opening the metadata store at {}", args.backend_store_uri))?;
@@ -218,11 +215,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     println!("  artifacts:      {}", artifacts.uri());
     println!("  authentication: {}", if auth == steward_server::AuthMode::Required { "required (API tokens)" } else { "open (loopback, no users)" });
     println!("  use it with:    mlflow.set_tracking_uri(\"http://{shown}\")");
-    let shutdown = async {
+    let shutdown = async move {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            let mut term = term;
             tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
         }
         #[cfg(not(unix))]
@@ -244,7 +241,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             println!("  agent policy:   {} ({} triggers)", p.deployment, p.triggers.len());
         }
     }
-    let state = steward_server::AppState::new(store.clone(), artifacts).with_auth(auth).with_protected_aliases(args.protected_aliases).with_policies(policies.clone());
+    let mut state = steward_server::AppState::new(store.clone(), artifacts).with_auth(auth).with_protected_aliases(args.protected_aliases).with_policies(policies.clone());
+    if let Some(anchor) = audit::open_anchor(&args.anchor, &args.backend_store_uri, &args.artifacts_destination, args.ledger_checkpoint_every).await? {
+        println!("  ledger anchor:  checkpoints at {} signed by ed25519 {}", anchor.location(), anchor.public_key());
+        state = state.with_anchor(anchor);
+    }
     if !policies.is_empty() {
         let reasoner = match (&args.reasoner, &args.reasoner_url, &args.reasoner_model) {
             (Some(api), Some(url), Some(model)) => {
@@ -300,38 +301,6 @@ async fn scheduled(cron: steward_core::schedule::Cron, file: std::path::PathBuf,
     }
 }
 
-async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
-    let (AuditCommand::Verify(store_args) | AuditCommand::Export { store: store_args, .. }) = &cmd;
-    let store = open_store(store_args).await?;
-    match cmd {
-        AuditCommand::Verify(_) => match store.verify_ledger().await? {
-            Ok(n) => {
-                println!("audit ledger intact: {n} entries");
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(b) => {
-                println!("audit ledger broken at entry {}: {}", b.seq, b.reason);
-                Ok(ExitCode::from(1))
-            }
-        },
-        AuditCommand::Export { .. } => {
-            use std::io::Write as _;
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let mut after = 0;
-            loop {
-                let page = store.ledger(after, 5000).await?;
-                let Some(last) = page.last() else { break };
-                after = last.seq;
-                for e in &page {
-                    writeln!(out, "{}", steward_server::ledger_entry_json(e))?;
-                }
-            }
-            out.flush()?;
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
 /// The audit identity of a CLI invocation: the operating-system user.
 pub fn cli_audit() -> steward_core::audit::Audit {
     let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
@@ -381,7 +350,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Server(args) => server(args).await.map(|()| ExitCode::SUCCESS),
-            Command::Audit(cmd) => audit(cmd).await,
+            Command::Audit(cmd) => audit::audit(cmd).await,
             Command::User(cmd) => access::user(cmd).await,
             Command::Token(cmd) => access::token(cmd).await,
             Command::Predict(args) => predict(args).await,

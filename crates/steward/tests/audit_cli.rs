@@ -189,3 +189,108 @@ async fn verify_finds_tampering_on_postgres() {
     let next = std::sync::Mutex::new(names.into_iter());
     all_tampering_is_found(|| format!("{base}/{}", next.lock().unwrap().next().unwrap())).await;
 }
+
+/// A server run on the database and stopped: it signs the ledger's head at shutdown, into
+/// `dir/ledger-checkpoints` with the key `dir/ledger.key`.
+fn serve_and_stop(uri: &str, dir: &std::path::Path) {
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["server", "--port", "0", "--backend-store-uri", uri])
+        .arg("--artifacts-destination")
+        .arg(dir.join("artifacts"))
+        .args(anchor_flags(dir))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.starts_with("steward listening on"), "{first}");
+    // SIGTERM: a graceful shutdown, which signs the head. (Its output is read to the end, so
+    // the pipe stays open while it prints.)
+    assert!(Command::new("kill").arg(child.id().to_string()).status().unwrap().success());
+    std::io::copy(&mut out, &mut std::io::sink()).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+fn anchor_flags(dir: &std::path::Path) -> Vec<String> {
+    vec!["--ledger-key".into(), dir.join("ledger.key").display().to_string(), "--ledger-checkpoints".into(), dir.join("ledger-checkpoints").display().to_string()]
+}
+
+fn verify_anchored(uri: &str, dir: &std::path::Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_steward")).args(["audit", "verify", "--backend-store-uri", uri]).args(anchor_flags(dir)).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The checkpoint the server signed: (seq, hash, signing time as printed).
+fn checkpoint(dir: &std::path::Path) -> (i64, String, String) {
+    let files: Vec<_> = std::fs::read_dir(dir.join("ledger-checkpoints")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    (c["seq"].as_i64().unwrap(), c["hash"].as_str().unwrap().to_owned(), steward_core::schedule::iso8601(c["time"].as_i64().unwrap()))
+}
+
+/// Cutting the ledger's end — with the head record rewound to match, wiped entirely, or the
+/// head record edited or deleted — is each named exactly.
+async fn cuts_at_the_end_are_found(fresh: impl Fn() -> String) {
+    type Expect = fn(i64, &str, &str, &str) -> String;
+    let cases: [(&str, Expect); 4] = [
+        ("cut", |n, hash, when, _| format!("audit ledger broken at entry {}: the ledger ends at entry {}, but the checkpoint signed at {when} attests entry {n} with hash {hash}: 5 entries were cut from its end", n - 4, n - 5)),
+        ("wipe", |n, hash, when, _| format!("audit ledger broken at entry 1: the ledger is empty, but the checkpoint signed at {when} attests {n} entries ending in hash {hash}: the ledger was wiped")),
+        ("edit head", |n, hash, _, _| format!("audit ledger broken at entry {n}: the ledger head records hash {} for entry {n}, whose hash is {hash}: the head was edited", "f".repeat(64))),
+        ("delete head", |_, _, _, _| "audit ledger broken at entry 0: the ledger's head record (table audit_head, row 1) is missing: it was deleted, so the ledger's end cannot be checked".into()),
+    ];
+    for (case, expect) in cases {
+        let dir = std::env::temp_dir().join(format!("steward-anchor-{}", uuid::Uuid::new_v4().simple()));
+        let uri = fresh();
+        let n = workload(&uri).await;
+        serve_and_stop(&uri, &dir);
+        let (seq, hash, when) = checkpoint(&dir);
+        assert_eq!(seq, n, "the shutdown checkpoint signs the head");
+        let (code, out) = verify_anchored(&uri, &dir);
+        assert_eq!((code, out.trim()), (0, format!("audit ledger intact: {n} entries (anchored through entry {n} by 1 signed checkpoints at {})", dir.join("ledger-checkpoints").display()).as_str()));
+        let p = raw(&uri).await;
+        match case {
+            "cut" => {
+                exec(&p, &format!("DELETE FROM audit_ledger WHERE seq > {}", n - 5)).await;
+                let last = entry(&p, n - 5).await;
+                exec(&p, &format!("UPDATE audit_head SET seq = {}, hash = '{}' WHERE id = 1", n - 5, last.hash)).await;
+            }
+            "wipe" => {
+                exec(&p, "DELETE FROM audit_ledger").await;
+                exec(&p, &format!("UPDATE audit_head SET seq = 0, hash = '{}' WHERE id = 1", steward_core::audit::GENESIS_HASH)).await;
+            }
+            "edit head" => exec(&p, &format!("UPDATE audit_head SET hash = '{}' WHERE id = 1", "f".repeat(64))).await,
+            _ => exec(&p, "DELETE FROM audit_head").await,
+        }
+        let (code, out) = verify_anchored(&uri, &dir);
+        assert_eq!((code, out.trim()), (1, expect(n, &hash, &when, case).as_str()), "{case}");
+        // Without the checkpoints, a consistent cut is invisible: this is what they add.
+        if case == "cut" || case == "wipe" {
+            assert_eq!(verify(&uri).0, 0, "{case}: the chain alone cannot see it");
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_a_cut_end_on_sqlite() {
+    cuts_at_the_end_are_found(|| {
+        let dir = std::env::temp_dir().join(format!("steward-audit-{}", uuid::Uuid::new_v4().simple()));
+        format!("sqlite:///{}/steward.db", dir.display())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_a_cut_end_on_postgres() {
+    let base = std::env::var("STEWARD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432".into());
+    let names: Vec<String> = (0..4).map(|_| format!("steward_test_{}", uuid::Uuid::new_v4().simple())).collect();
+    let admin = raw(&format!("{base}/postgres")).await;
+    for n in &names {
+        exec(&admin, &format!("CREATE DATABASE {n}")).await;
+    }
+    let next = std::sync::Mutex::new(names.into_iter());
+    cuts_at_the_end_are_found(|| format!("{base}/{}", next.lock().unwrap().next().unwrap())).await;
+}

@@ -32,6 +32,7 @@ use steward_core::entities::{
     Batch, DatasetInput, Experiment, LifecycleStage, Metric, NewRun, Param, Run, RunInfo, RunMetric,
     RunUpdate, Tag, RUN_NAME_TAG,
 };
+use steward_core::anchor::Checkpoint;
 use steward_core::audit::{self, Audit, Break, LedgerEntry};
 use steward_core::search::{decode_page_token, encode_page_token};
 use steward_core::validation;
@@ -952,11 +953,13 @@ impl MetadataStore for SqlStore {
         self.ledger_page(after, limit.clamp(1, 10_000)).await
     }
 
-    async fn verify_ledger(&self) -> Result<std::result::Result<i64, Break>> {
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&self.read).await.map_err(db_error)?;
-        let head_seq: i64 = head.get(0);
-        let head_hash: String = head.get(1);
+    async fn verify_ledger(&self, checkpoints: &[Checkpoint]) -> Result<std::result::Result<i64, Break>> {
+        let Some((head_seq, head_hash)) = self.ledger_head().await? else {
+            return Ok(Err(Break { seq: 0, reason: "the ledger's head record (table audit_head, row 1) is missing: it was deleted, so the ledger's end cannot be checked".into() }));
+        };
         let mut verifier = audit::Verifier::default();
+        let attested: std::collections::HashSet<i64> = checkpoints.iter().map(|c| c.seq).collect();
+        let mut hashes = HashMap::new();
         let mut after = i64::MIN;
         loop {
             let page = self.ledger_page(after, 5000).await?;
@@ -966,9 +969,21 @@ impl MetadataStore for SqlStore {
                 if let Err(b) = verifier.push(e) {
                     return Ok(Err(b));
                 }
+                if attested.contains(&e.seq) {
+                    hashes.insert(e.seq, e.hash.clone());
+                }
             }
         }
-        Ok(verifier.finish(Some((head_seq, head_hash.as_str()))))
+        let count = match verifier.finish(Some((head_seq, head_hash.as_str()))) {
+            Ok(n) => n,
+            Err(b) => return Ok(Err(b)),
+        };
+        Ok(steward_core::anchor::check(checkpoints, count, |seq| hashes.get(&seq).cloned()).map(|()| count))
+    }
+
+    async fn ledger_head(&self) -> Result<Option<(i64, String)>> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_optional(&self.read).await.map_err(db_error)?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 }
 
