@@ -14,8 +14,9 @@ commands:
   ci                 build, then run every test: Rust unit and integration tests (SQLite and
                      PostgreSQL), the MLflow-client and serving suite on SQLite and on
                      PostgreSQL, the runtime conformance matrix against onnxruntime and the
-                     statistics cross-check against scipy, scikit-learn and Fairlearn, and the
-                     drift report against Evidently (its own virtualenv)
+                     statistics cross-check against scipy, scikit-learn and Fairlearn, Steward's
+                     API fuzzed against its OpenAPI document by schemathesis, and the drift
+                     report against Evidently (their own virtualenvs)
   bench tracking     steward vs `mlflow server` (SQLite): log-batch, create-run, search-runs
                      (--steward-only: Steward's figures alone, its data directory kept)
   bench serve        steward vs `mlflow models serve`: one-row scoring throughput and latency,
@@ -91,6 +92,9 @@ fn ci() -> anyhow::Result<()> {
         env::step(label);
         env::run(std::process::Command::new(venv.join("bin/python")).args(["-m", "pytest", "-q", "-p", "no:cacheprovider", dir]).current_dir(&root).env("STEWARD_BIN", &bin))?;
     }
+    let openapi = env::python_venv("venv-openapi", &root.join("tests/openapi/requirements.txt"))?;
+    env::step("Steward's API against its OpenAPI document: schemathesis with every role's token");
+    env::run(std::process::Command::new(openapi.join("bin/python")).args(["-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "tests/openapi"]).current_dir(&root).env("STEWARD_BIN", &bin))?;
     let evidently = env::python_venv("venv-evidently", &root.join("tests/evidently/requirements.txt"))?;
     env::step("drift report against Evidently's data drift preset");
     env::run(std::process::Command::new(evidently.join("bin/python")).args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/evidently"]).current_dir(&root).env("STEWARD_BIN", &bin))?;

@@ -17,6 +17,7 @@ pub mod reasoner;
 mod artifacts;
 mod auth;
 mod error;
+pub mod openapi;
 mod registry;
 mod request;
 pub mod routes;
@@ -130,7 +131,10 @@ async fn version() -> &'static str {
 /// The whole HTTP application: the route table's routes, each checking its own permission,
 /// behind the layer that works out who is calling.
 pub fn router(state: AppState) -> Router {
-    routes::router().layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer)).with_state(state)
+    routes::router()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::layer))
+        .layer(axum::middleware::from_fn(error::json_refusals))
+        .with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests and signs the ledger's

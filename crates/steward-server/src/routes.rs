@@ -12,6 +12,7 @@ use axum::http::Method;
 use axum::routing::{MethodFilter, on};
 use steward_core::access::Perm;
 
+use crate::openapi::{self as o, Doc};
 use crate::{AppState, artifacts, auth, documents, error, registry, serving, steward_api, tracking, ui};
 
 /// The largest body a route reads.
@@ -43,6 +44,8 @@ pub struct Route {
     pub path: String,
     pub perm: Perm,
     pub body: BodyLimit,
+    /// What the OpenAPI document says of it (every route of Steward's own API has one).
+    pub doc: Option<Doc>,
 }
 
 struct Table {
@@ -69,7 +72,13 @@ impl Table {
             .route_layer(limit)
             .route_layer(axum::middleware::from_fn(move |req, next| auth::enforce(perm, req, next)));
         self.router = self.router.route(path, endpoint);
-        self.routes.push(Route { method, path: path.to_owned(), perm, body });
+        self.routes.push(Route { method, path: path.to_owned(), perm, body, doc: None });
+        self
+    }
+
+    /// Documents the route declared last.
+    fn doc(mut self, doc: Doc) -> Self {
+        self.routes.last_mut().expect("a route to document").doc = Some(doc);
         self
     }
 
@@ -131,6 +140,9 @@ fn build() -> Table {
         .api(M::GET, "/api/3.0/mlflow/server-info", Public, crate::server_info)
         .api(M::GET, "/ajax-api/3.0/mlflow/server-info", Public, crate::server_info)
         .api(M::GET, "/metrics", Public, d::metrics)
+        // The contract of Steward's own API, generated from this table; it holds no data.
+        .api(M::GET, "/api/steward/v1/openapi.json", Public, o::get)
+        .doc(o::OPENAPI)
         // MLflow tracking.
         .mlflow(M::POST, "/experiments/create", Write, t::create_experiment)
         .mlflow(M::GET, "/experiments/get", Read, t::get_experiment)
@@ -197,43 +209,43 @@ fn build() -> Table {
         .artifacts(M::PUT, "/artifacts/{*path}", Write, BodyLimit::Streamed, artifacts::upload)
         .artifacts(M::DELETE, "/artifacts/{*path}", Write, BodyLimit::Json, artifacts::delete)
         // Steward's own API: the ledger, the registry's history, lineage and documents.
-        .api(M::GET, "/api/steward/v1/audit", Read, s::ledger)
-        .api(M::GET, "/api/steward/v1/audit/verify", Read, s::verify)
-        .api(M::GET, "/api/steward/v1/registry/models/{name}/history", Read, registry::history)
-        .api(M::GET, "/api/steward/v1/registry/models/{name}/aliases/{alias}", Read, registry::alias_at)
-        .api(M::GET, "/api/steward/v1/registry/models/{name}/versions/{version}/lineage", Read, s::model_lineage)
-        .api(M::GET, "/api/steward/v1/registry/models/{name}/versions/{version}/documents/{kind}", Read, documents::get)
+        .api(M::GET, "/api/steward/v1/audit", Read, s::ledger).doc(o::LEDGER)
+        .api(M::GET, "/api/steward/v1/audit/verify", Read, s::verify).doc(o::VERIFY)
+        .api(M::GET, "/api/steward/v1/registry/models/{name}/history", Read, registry::history).doc(o::HISTORY)
+        .api(M::GET, "/api/steward/v1/registry/models/{name}/aliases/{alias}", Read, registry::alias_at).doc(o::ALIAS_AT)
+        .api(M::GET, "/api/steward/v1/registry/models/{name}/versions/{version}/lineage", Read, s::model_lineage).doc(o::MODEL_LINEAGE)
+        .api(M::GET, "/api/steward/v1/registry/models/{name}/versions/{version}/documents/{kind}", Read, documents::get).doc(o::DOCUMENT)
         // The agent: incidents and the approval queue.
-        .api(M::GET, "/api/steward/v1/incidents", Read, s::incidents)
-        .api(M::GET, "/api/steward/v1/agent/actions", Read, s::agent_actions)
-        .api(M::POST, "/api/steward/v1/agent/actions/{id}/decision", Approve, s::decide_action)
+        .api(M::GET, "/api/steward/v1/incidents", Read, s::incidents).doc(o::INCIDENTS)
+        .api(M::GET, "/api/steward/v1/agent/actions", Read, s::agent_actions).doc(o::ACTIONS)
+        .api(M::POST, "/api/steward/v1/agent/actions/{id}/decision", Approve, s::decide_action).doc(o::DECIDE)
         // Datasets.
-        .api(M::POST, "/api/steward/v1/datasets", Write, s::register_dataset)
-        .api(M::GET, "/api/steward/v1/datasets/{name}", Read, s::dataset_versions)
-        .api(M::GET, "/api/steward/v1/datasets/{name}/versions/{version}/lineage", Read, s::dataset_lineage)
+        .api(M::POST, "/api/steward/v1/datasets", Write, s::register_dataset).doc(o::REGISTER_DATASET)
+        .api(M::GET, "/api/steward/v1/datasets/{name}", Read, s::dataset_versions).doc(o::DATASET_VERSIONS)
+        .api(M::GET, "/api/steward/v1/datasets/{name}/versions/{version}/lineage", Read, s::dataset_lineage).doc(o::DATASET_LINEAGE)
         // Users and tokens.
-        .api(M::GET, "/api/steward/v1/users", Admin, s::users)
-        .api(M::POST, "/api/steward/v1/users", Admin, s::create_user)
-        .api(M::PATCH, "/api/steward/v1/users/{name}", Admin, s::update_user)
-        .api(M::DELETE, "/api/steward/v1/users/{name}", Admin, s::delete_user)
-        .api(M::GET, "/api/steward/v1/tokens", Admin, s::tokens)
-        .api(M::POST, "/api/steward/v1/tokens", Admin, s::create_token)
-        .api(M::DELETE, "/api/steward/v1/tokens/{id}", Admin, s::revoke_token)
+        .api(M::GET, "/api/steward/v1/users", Admin, s::users).doc(o::USERS)
+        .api(M::POST, "/api/steward/v1/users", Admin, s::create_user).doc(o::CREATE_USER)
+        .api(M::PATCH, "/api/steward/v1/users/{name}", Admin, s::update_user).doc(o::UPDATE_USER)
+        .api(M::DELETE, "/api/steward/v1/users/{name}", Admin, s::delete_user).doc(o::DELETE_USER)
+        .api(M::GET, "/api/steward/v1/tokens", Admin, s::tokens).doc(o::TOKENS)
+        .api(M::POST, "/api/steward/v1/tokens", Admin, s::create_token).doc(o::CREATE_TOKEN)
+        .api(M::DELETE, "/api/steward/v1/tokens/{id}", Admin, s::revoke_token).doc(o::REVOKE_TOKEN)
         // Deployments: what production serves.
-        .api(M::GET, "/api/steward/v1/deployments", Read, d::list)
-        .api(M::POST, "/api/steward/v1/deployments", Deploy, d::create)
-        .api(M::GET, "/api/steward/v1/deployments/{name}", Read, d::get)
-        .api(M::PATCH, "/api/steward/v1/deployments/{name}", DeployOrAgentAction, d::update)
-        .api(M::DELETE, "/api/steward/v1/deployments/{name}", Deploy, d::delete)
-        .api(M::POST, "/api/steward/v1/deployments/{name}/stop", Deploy, d::stop)
-        .api(M::GET, "/api/steward/v1/deployments/{name}/predictions", Read, d::predictions)
-        .api(M::PUT, "/api/steward/v1/deployments/{name}/monitor", Deploy, d::put_monitor)
-        .api(M::DELETE, "/api/steward/v1/deployments/{name}/monitor", Deploy, d::delete_monitor)
-        .api(M::GET, "/api/steward/v1/deployments/{name}/monitor/metrics", Read, d::monitor_metrics)
-        .api(M::GET, "/api/steward/v1/alerts", Read, d::alerts)
+        .api(M::GET, "/api/steward/v1/deployments", Read, d::list).doc(o::DEPLOYMENTS)
+        .api(M::POST, "/api/steward/v1/deployments", Deploy, d::create).doc(o::CREATE_DEPLOYMENT)
+        .api(M::GET, "/api/steward/v1/deployments/{name}", Read, d::get).doc(o::DEPLOYMENT)
+        .api(M::PATCH, "/api/steward/v1/deployments/{name}", DeployOrAgentAction, d::update).doc(o::UPDATE_DEPLOYMENT)
+        .api(M::DELETE, "/api/steward/v1/deployments/{name}", Deploy, d::delete).doc(o::DELETE_DEPLOYMENT)
+        .api(M::POST, "/api/steward/v1/deployments/{name}/stop", Deploy, d::stop).doc(o::STOP)
+        .api(M::GET, "/api/steward/v1/deployments/{name}/predictions", Read, d::predictions).doc(o::PREDICTIONS)
+        .api(M::PUT, "/api/steward/v1/deployments/{name}/monitor", Deploy, d::put_monitor).doc(o::PUT_MONITOR)
+        .api(M::DELETE, "/api/steward/v1/deployments/{name}/monitor", Deploy, d::delete_monitor).doc(o::DELETE_MONITOR)
+        .api(M::GET, "/api/steward/v1/deployments/{name}/monitor/metrics", Read, d::monitor_metrics).doc(o::MONITOR_METRICS)
+        .api(M::GET, "/api/steward/v1/alerts", Read, d::alerts).doc(o::ALERTS)
         // Ground truth is data, like the predictions it labels: anyone who may score may label.
-        .api(M::POST, "/api/steward/v1/feedback", Read, d::feedback)
-        .api(M::GET, "/api/steward/v1/predictions/{id}", Read, d::prediction)
+        .api(M::POST, "/api/steward/v1/feedback", Read, d::feedback).doc(o::FEEDBACK)
+        .api(M::GET, "/api/steward/v1/predictions/{id}", Read, d::prediction).doc(o::PREDICTION)
         // Scoring: Open Inference Protocol v2, KServe v1, MLflow's invocations.
         .api(M::GET, "/v2", Read, oip::server_metadata)
         .api(M::GET, "/v2/health/live", Public, oip::live)
