@@ -62,7 +62,8 @@ def own_server(data: Path, *flags):
 def server():
     data = Path(tempfile.mkdtemp(prefix="steward-py-"))
     backend = fresh_backend(data)
-    proc, url = start_steward(backend, str(data / "artifacts"))
+    # Alerts may be posted to the tests' own webhook receivers on this machine only.
+    proc, url = start_steward(backend, str(data / "artifacts"), flags=("--webhook-allow", "127.0.0.1"))
     yield {"url": url, "backend": backend, "data": data}
     stop(proc)
     shutil.rmtree(data, ignore_errors=True)

@@ -78,6 +78,10 @@ def test_drift_alert_after_a_shift_and_none_before(server, tmp_path):
     deploy(base, name, model, 8)
     pd.DataFrame(reference, columns=[f"f{i}" for i in range(8)]).to_csv(tmp_path / "reference.csv", index=False)
 
+    # Alerts go only to hosts the server allows (the session's server allows 127.0.0.1).
+    refused = subprocess.run([steward_bin(), "monitor", "create", name, "--reference", str(tmp_path / "reference.csv"), "--window-size", str(WINDOW),
+                              "--webhook", "http://169.254.169.254/latest/meta-data", "--tracking-uri", base], capture_output=True, text=True)
+    assert refused.returncode != 0 and "webhook host '169.254.169.254' is not allowed by this server" in refused.stderr, refused.stderr
     hook = HTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     proc = subprocess.run([steward_bin(), "monitor", "create", name, "--reference", str(tmp_path / "reference.csv"), "--window-size", str(WINDOW),

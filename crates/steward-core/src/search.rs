@@ -178,8 +178,17 @@ impl Target {
     }
 }
 
+/// The longest filter string taken (64 KiB): longer ones are refused before they are read.
+pub const MAX_FILTER_BYTES: usize = 64 * 1024;
+/// The most clauses a filter may have. Each becomes a join or a subquery; SQLite stops at 64
+/// tables in a join, and every clause multiplies the planner's work.
+pub const MAX_FILTER_CLAUSES: usize = 50;
+
 /// Parses a filter string. The empty string is the empty filter.
 pub fn parse_filter(input: &str, target: &Target) -> Result<Filter> {
+    if input.len() > MAX_FILTER_BYTES {
+        return Err(Error::invalid(format!("the filter is {} bytes long; at most {MAX_FILTER_BYTES} are taken", input.len())));
+    }
     let tokens = tokenize(input)?;
     let mut p = Parser { tokens, pos: 0, input };
     let mut clauses = Vec::new();
@@ -187,6 +196,9 @@ pub fn parse_filter(input: &str, target: &Target) -> Result<Filter> {
         return Ok(Filter { clauses });
     }
     loop {
+        if clauses.len() == MAX_FILTER_CLAUSES {
+            return Err(Error::invalid(format!("the filter has more than {MAX_FILTER_CLAUSES} clauses; at most {MAX_FILTER_CLAUSES} are taken")));
+        }
         clauses.push(p.clause(target)?);
         match p.next() {
             None => break,
@@ -620,6 +632,16 @@ mod tests {
             let got = parse_filter(input, &RUNS).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(got.clauses, want, "{input}");
         }
+    }
+
+    #[test]
+    fn filters_are_bounded_before_they_are_read() {
+        let clauses = |n: usize| (0..n).map(|i| format!("metrics.m{i} > 0")).collect::<Vec<_>>().join(" AND ");
+        assert_eq!(parse_filter(&clauses(MAX_FILTER_CLAUSES), &RUNS).unwrap().clauses.len(), MAX_FILTER_CLAUSES);
+        let err = parse_filter(&clauses(MAX_FILTER_CLAUSES + 1), &RUNS).unwrap_err();
+        assert_eq!(err.message(), "the filter has more than 50 clauses; at most 50 are taken");
+        let long = format!("params.p = '{}'", "x".repeat(MAX_FILTER_BYTES));
+        assert!(parse_filter(&long, &RUNS).unwrap_err().message().starts_with("the filter is 65552 bytes long"));
     }
 
     #[test]

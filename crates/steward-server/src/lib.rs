@@ -77,6 +77,12 @@ impl AppState {
         }
     }
 
+    /// The hosts (or `host:port`) monitors may post alerts to; none by default.
+    pub fn with_webhook_allow(self, hosts: Vec<String>) -> Self {
+        self.serving.set_webhook_allow(hosts);
+        self
+    }
+
     pub fn with_anchor(mut self, anchor: Arc<anchor::Anchor>) -> Self {
         self.anchor = Some(anchor);
         self
@@ -137,19 +143,64 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How long a connection may take to send a request's headers — and how long an idle
+/// connection (a fresh one, or a kept-alive one between requests) stays open. A slow or
+/// silent client holds a connection no longer than this.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serves until `shutdown` resolves, then finishes in-flight requests and signs the ledger's
-/// final head.
+/// final head. Connections speak HTTP/1.1 (keep-alive) and are closed when their headers do
+/// not arrive within [`HEADER_READ_TIMEOUT`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, shutdown, HEADER_READ_TIMEOUT).await
+}
+
+/// [`serve`] with another header-read (and idle) timeout.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    header_read_timeout: std::time::Duration,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
     state.serving.start();
     if let Some(a) = &state.anchor {
         a.start(state.store.clone());
     }
     let (store, anchor) = (state.store.clone(), state.anchor.clone());
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    let app = router(state);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_read_timeout).keep_alive(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors, say: back off instead of spinning, keep serving.
+                    tracing::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
     if let Some(a) = anchor {
         match a.checkpoint_now(store.as_ref()).await {
             Ok(Some(c)) => tracing::info!(seq = c.seq, "ledger checkpoint signed at shutdown"),

@@ -18,6 +18,11 @@ pub struct FileInfo {
     pub file_size: Option<u64>,
 }
 
+/// The longest file name (path segment) an artifact may have: what file systems take.
+pub const MAX_SEGMENT_BYTES: usize = 255;
+/// The longest relative artifact path: what object stores take for a key.
+pub const MAX_PATH_BYTES: usize = 1024;
+
 #[derive(Clone)]
 pub struct ArtifactStore {
     store: Arc<dyn ObjectStore>,
@@ -67,14 +72,22 @@ impl ArtifactStore {
         &self.uri
     }
 
-    /// Resolves a user-supplied relative path; `..`, empty and absolute segments are refused.
+    /// Resolves a user-supplied relative path; `..`, empty and absolute segments are refused,
+    /// and so are names longer than file systems and object stores take.
     fn resolve(&self, rel: &str) -> Result<Path> {
         let rel = rel.trim_matches('/');
+        if rel.len() > MAX_PATH_BYTES {
+            return Err(Error::invalid(format!("Invalid path: {} bytes long, longer than the {MAX_PATH_BYTES} an artifact path may have", rel.len())));
+        }
         let mut parts: Vec<String> = self.root.parts().map(|p| p.as_ref().to_owned()).collect();
         if !rel.is_empty() {
             for seg in rel.split('/') {
                 if seg.is_empty() || seg == "." || seg == ".." || seg.contains('\\') {
                     return Err(Error::invalid(format!("Invalid path '{rel}': segment '{seg}' is not allowed")));
+                }
+                if seg.len() > MAX_SEGMENT_BYTES {
+                    let head: String = seg.chars().take(32).collect();
+                    return Err(Error::invalid(format!("Invalid path: segment '{head}…' is {} bytes long, longer than the {MAX_SEGMENT_BYTES} a file name may have", seg.len())));
                 }
                 parts.push(seg.to_owned());
             }

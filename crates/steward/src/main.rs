@@ -179,6 +179,14 @@ struct ServerArgs {
     /// The reasoner's model name
     #[arg(long, requires = "reasoner")]
     reasoner_model: Option<String>,
+    /// Seconds a connection may take to send a request's headers, and may stay idle (new, or
+    /// kept alive between requests), before it is closed
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_read_timeout: u64,
+    /// Hosts (or HOST:PORT) monitors may post alerts to, comma-separated; no others (webhooks
+    /// to any other address are refused)
+    #[arg(long, value_delimiter = ',', env = "STEWARD_WEBHOOK_ALLOW")]
+    webhook_allow: Vec<String>,
     #[command(flatten)]
     anchor: audit::AnchorArgs,
     /// Sign a ledger checkpoint every this many entries (and at least every minute while the
@@ -241,7 +249,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             println!("  agent policy:   {} ({} triggers)", p.deployment, p.triggers.len());
         }
     }
-    let mut state = steward_server::AppState::new(store.clone(), artifacts).with_auth(auth).with_protected_aliases(args.protected_aliases).with_policies(policies.clone());
+    let mut state = steward_server::AppState::new(store.clone(), artifacts).with_auth(auth).with_protected_aliases(args.protected_aliases).with_policies(policies.clone()).with_webhook_allow(args.webhook_allow);
     if let Some(anchor) = audit::open_anchor(&args.anchor, &args.backend_store_uri, &args.artifacts_destination, args.ledger_checkpoint_every).await? {
         println!("  ledger anchor:  checkpoints at {} signed by ed25519 {}", anchor.location(), anchor.public_key());
         state = state.with_anchor(anchor);
@@ -258,7 +266,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         let agent = steward_server::agent::Agent::new(&state, policies, format!("http://{shown}"))?;
         steward_server::agent::Agent { reasoner, ..agent }.start();
     }
-    steward_server::serve(listener, state, shutdown).await?;
+    steward_server::serve_with(listener, state, shutdown, std::time::Duration::from_secs(args.header_read_timeout)).await?;
     Ok(())
 }
 

@@ -239,6 +239,25 @@ enum Outcome {
     Skipped(&'static str),
 }
 
+/// Two tables compare only column for column: a column on one side alone is an error that
+/// names it (comparing the wrong files must not read as "no drift").
+fn same_columns(reference: &[String], current: &[String]) -> anyhow::Result<()> {
+    let only = |a: &[String], b: &[String]| a.iter().filter(|n| !b.contains(n)).map(|n| format!("'{n}'")).collect::<Vec<_>>();
+    let (only_reference, only_current) = (only(reference, current), only(current, reference));
+    if only_reference.len() == reference.len() && !reference.is_empty() {
+        anyhow::bail!("the reference and current tables have no column in common (reference: {}; current: {})", only_reference.join(", "), only_current.join(", "));
+    }
+    let mut missing = Vec::new();
+    if !only_reference.is_empty() {
+        missing.push(format!("only in the reference: {}", only_reference.join(", ")));
+    }
+    if !only_current.is_empty() {
+        missing.push(format!("only in the current table: {}", only_current.join(", ")));
+    }
+    anyhow::ensure!(missing.is_empty(), "the tables' columns differ ({}); compare tables with the same columns", missing.join("; "));
+    Ok(())
+}
+
 fn judge_column(name: &str, reference: &table::Columns, current: &table::Columns, options: &DriftOptions, histograms: bool) -> anyhow::Result<Outcome> {
     let Some(reference_cells) = reference.counted_column(name)? else { return Ok(Outcome::Skipped("not in the reference")) };
     let cur = current.counted_column(name)?.unwrap_or(ColumnCells::Rows(Vec::new()));
@@ -260,6 +279,7 @@ fn judge_column(name: &str, reference: &table::Columns, current: &table::Columns
 pub fn compute(reference: &Path, current: &Path, options: &DriftOptions, histograms: bool) -> anyhow::Result<Computed> {
     let reference_table = table::Columns::open(reference)?;
     let current_table = table::Columns::open(current)?;
+    same_columns(reference_table.names(), current_table.names())?;
     let names = current_table.names().to_vec();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut outcomes: Vec<(usize, anyhow::Result<Outcome>)> = std::thread::scope(|scope| {
@@ -430,4 +450,22 @@ fn html(computed: &Computed) -> String {
     }
     out.push_str("</body></html>");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_columns;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn tables_with_other_columns_are_refused_by_name() {
+        assert!(same_columns(&names(&["a", "b"]), &names(&["b", "a"])).is_ok());
+        let none = same_columns(&names(&["a", "b"]), &names(&["x"])).unwrap_err().to_string();
+        assert_eq!(none, "the reference and current tables have no column in common (reference: 'a', 'b'; current: 'x')");
+        let some = same_columns(&names(&["a", "b", "c"]), &names(&["a", "d"])).unwrap_err().to_string();
+        assert_eq!(some, "the tables' columns differ (only in the reference: 'b', 'c'; only in the current table: 'd'); compare tables with the same columns");
+    }
 }

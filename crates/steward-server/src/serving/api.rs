@@ -314,6 +314,9 @@ pub async fn put_monitor(State(s): State<AppState>, Path(name): Path<String>, f:
         o.remove("steward_reason");
     }
     let spec = super::monitor::MonitorSpec::parse(body)?;
+    if let Some(url) = &spec.webhook_url {
+        super::monitor::webhook_allowed(url, &s.serving.webhook_allow())?;
+    }
     let text = serde_json::to_string(&spec).map_err(|e| Error::internal(e.to_string()))?;
     s.store.put_monitor(f.audit(), &name, &text, super::now_ms()).await?;
     let features: Vec<&str> = spec.reference.columns.iter().map(|c| c.name.as_str()).collect();

@@ -87,6 +87,8 @@ impl RouteStats {
 pub struct Metrics {
     routes: Mutex<Vec<Arc<RouteStats>>>,
     pub unknown_deployment: AtomicU64,
+    /// Scoring requests refused because every turn was taken and the queue was full.
+    pub overloaded: AtomicU64,
     pub log_dropped: AtomicU64,
     pub log_written: AtomicU64,
     pub log_failed: AtomicU64,
@@ -155,6 +157,7 @@ impl Metrics {
             let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n");
         };
         gauge(&mut out, "steward_unknown_deployment_requests_total", "counter", "Inference requests naming no deployment.", self.unknown_deployment.load(Relaxed));
+        gauge(&mut out, "steward_scoring_overloaded_total", "counter", "Scoring requests refused with 503: every turn taken and the queue full.", self.overloaded.load(Relaxed));
         gauge(&mut out, "steward_prediction_log_queue_depth", "gauge", "Prediction records waiting to be written.", queue_depth as u64);
         gauge(&mut out, "steward_prediction_log_queue_capacity", "gauge", "Bound of the prediction log queue.", queue_capacity as u64);
         gauge(&mut out, "steward_prediction_log_dropped_total", "counter", "Prediction records dropped because the queue was full.", self.log_dropped.load(Relaxed));

@@ -108,6 +108,8 @@ impl Routes {
 pub enum InferError {
     UnknownDeployment(String),
     BadInput(String),
+    /// Scoring is at capacity: every turn taken and the queue full (503, retry after a second).
+    Overloaded(String),
     Internal(String),
 }
 
@@ -116,14 +118,73 @@ impl InferError {
         match self {
             Self::UnknownDeployment(_) => 404,
             Self::BadInput(_) => 400,
+            Self::Overloaded(_) => 503,
             Self::Internal(_) => 500,
         }
     }
 
     pub fn message(&self) -> &str {
         match self {
-            Self::UnknownDeployment(m) | Self::BadInput(m) | Self::Internal(m) => m,
+            Self::UnknownDeployment(m) | Self::BadInput(m) | Self::Overloaded(m) | Self::Internal(m) => m,
         }
+    }
+}
+
+/// Admission control for scoring: its CPU work (parsing the body, inference, encoding the
+/// answer) runs on the blocking pool, at most `turns` at once; up to `queue` more wait for a
+/// turn, and a request that finds the queue full is refused at once with 503 and Retry-After,
+/// so an overload never grows latency or memory without bound, and the async runtime — health
+/// checks, the API — stays responsive.
+pub struct Admission {
+    turns: Arc<tokio::sync::Semaphore>,
+    waiting: std::sync::atomic::AtomicUsize,
+    queue: usize,
+}
+
+impl Admission {
+    /// `turns` scoring requests at once, `queue` more waiting.
+    pub fn new(turns: usize, queue: usize) -> Self {
+        Admission { turns: Arc::new(tokio::sync::Semaphore::new(turns.max(1))), waiting: std::sync::atomic::AtomicUsize::new(0), queue }
+    }
+
+    /// One turn per core but one — that core is left to the async runtime (health checks,
+    /// the API, accepting connections) — and four waiting per core.
+    fn default_for_machine() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::new(cores.saturating_sub(1).max(1), 4 * cores)
+    }
+}
+
+/// A place in the scoring queue (see [`Serving::admit`]); given back when dropped.
+pub struct Ticket<'a> {
+    admission: &'a Admission,
+    waiting: bool,
+}
+
+impl Ticket<'_> {
+    /// Waits for a turn, then runs `work` on the blocking pool.
+    pub async fn run<T: Send + 'static>(mut self, work: impl FnOnce() -> Result<T, InferError> + Send + 'static) -> Result<T, InferError> {
+        let turn = self.admission.turns.clone().acquire_owned().await;
+        self.leave_queue();
+        let turn = turn.map_err(|_| InferError::Internal("scoring is shutting down".into()))?;
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            work()
+        })
+        .await
+        .map_err(|e| InferError::Internal(format!("scoring failed: {e}")))?
+    }
+
+    fn leave_queue(&mut self) {
+        if std::mem::take(&mut self.waiting) {
+            self.admission.waiting.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        self.leave_queue();
     }
 }
 
@@ -172,6 +233,10 @@ pub struct Serving {
     live: RwLock<HashMap<String, Arc<Routes>>>,
     /// Loaded runtimes by (registered model id, version).
     models: Mutex<HashMap<(String, i64), Arc<Model>>>,
+    /// The hosts (or `host:port`) alerts may be posted to.
+    webhook_allow: RwLock<Arc<Vec<String>>>,
+    /// Admission control for scoring requests.
+    pub admission: Admission,
     /// Why a stored deployment could not be loaded at the last resync, by name.
     load_errors: RwLock<HashMap<String, String>>,
     /// Serialises rebuilds so two syncs never race to install older routes.
@@ -189,6 +254,8 @@ impl Serving {
             live: RwLock::new(HashMap::new()),
             models: Mutex::new(HashMap::new()),
             load_errors: RwLock::new(HashMap::new()),
+            admission: Admission::default_for_machine(),
+            webhook_allow: RwLock::new(Arc::new(Vec::new())),
             sync_lock: Mutex::new(()),
             metrics: Metrics::default(),
             log: PredictionLog::new(),
@@ -201,11 +268,12 @@ impl Serving {
         self.log.start(self.store.clone(), self.clone());
         let (store, me) = (self.store.clone(), Arc::downgrade(self));
         tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            // No redirects: an allowed host must not bounce an alert to one that is not.
+            let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default();
             let mut seen = monitor::Counters::new();
             loop {
-                let Some(counters) = me.upgrade().map(|s| s.metrics.counters()) else { return };
-                if let Err(e) = monitor::tick(&store, &http, &counters, &mut seen).await {
+                let Some((counters, webhooks)) = me.upgrade().map(|s| (s.metrics.counters(), s.webhook_allow())) else { return };
+                if let Err(e) = monitor::tick(&store, &http, &webhooks, &counters, &mut seen).await {
                     tracing::warn!("monitor tick failed: {}", e.message());
                 }
                 tokio::time::sleep(monitor::TICK).await;
@@ -232,6 +300,15 @@ impl Serving {
 
     pub fn routes(&self, deployment: &str) -> Option<Arc<Routes>> {
         self.live.read().expect("live lock").get(deployment).cloned()
+    }
+
+    /// The hosts monitors may post alerts to.
+    pub fn webhook_allow(&self) -> Arc<Vec<String>> {
+        self.webhook_allow.read().expect("allow lock").clone()
+    }
+
+    pub fn set_webhook_allow(&self, hosts: Vec<String>) {
+        *self.webhook_allow.write().expect("allow lock") = Arc::new(hosts);
     }
 
     /// Why a stored deployment is not serving, if its last load failed.
@@ -399,7 +476,37 @@ impl Serving {
         Ok(model)
     }
 
-    /// The inference path of every protocol: route, validate, evaluate, log, shadow.
+    /// Takes a place in the scoring queue, or refuses at once when it is full — before the
+    /// request's body is read, so a shed request costs next to nothing.
+    pub fn admit(&self) -> Result<Ticket<'_>, InferError> {
+        use std::sync::atomic::Ordering;
+        let a = &self.admission;
+        if a.waiting.fetch_add(1, Ordering::AcqRel) >= a.queue {
+            a.waiting.fetch_sub(1, Ordering::AcqRel);
+            self.metrics.overloaded.fetch_add(1, Ordering::Relaxed);
+            return Err(InferError::Overloaded(format!("scoring is at capacity (every turn taken, {} requests waiting); retry shortly", a.queue)));
+        }
+        Ok(Ticket { admission: a, waiting: true })
+    }
+
+    /// Reads a scoring request's body (within its route's limit) and runs its work (parsing,
+    /// inference, encoding) under admission control (see [`Admission`]).
+    pub async fn score(&self, req: axum::extract::Request, work: impl FnOnce(axum::http::HeaderMap, bytes::Bytes) -> Result<axum::response::Response, InferError> + Send + 'static) -> axum::response::Response {
+        use axum::extract::FromRequest as _;
+        use axum::response::IntoResponse as _;
+        let ticket = match self.admit() {
+            Ok(t) => t,
+            Err(e) => return e.into_response(),
+        };
+        let headers = req.headers().clone();
+        let body = match bytes::Bytes::from_request(req, &()).await {
+            Ok(b) => b,
+            Err(e) => return InferError::BadInput(format!("could not read the request body: {e}")).into_response(),
+        };
+        ticket.run(move || work(headers, body)).await.unwrap_or_else(axum::response::IntoResponse::into_response)
+    }
+
+    /// The inference path of every protocol: route, validate, evaluate, log, shadow.    /// The inference path of every protocol: route, validate, evaluate, log, shadow.
     /// `key` makes routing sticky; `context` is stored with the prediction.
     /// `reasons`: how many reason codes per row to return (0: none).
     pub fn infer(self: &Arc<Self>, deployment: &str, key: Option<&str>, inputs: Vec<Tensor>, context: Option<String>, reasons: usize) -> Result<Answer, InferError> {

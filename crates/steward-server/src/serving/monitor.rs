@@ -578,7 +578,7 @@ pub type Counters = HashMap<String, (u64, u64)>;
 
 /// Judges every complete window waiting on every monitor. `counters` gives each deployment's
 /// (answered, failed) request totals; `seen` keeps them as of each deployment's last window.
-pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, counters: &Counters, seen: &mut Counters) -> Result<()> {
+pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, webhooks: &[String], counters: &Counters, seen: &mut Counters) -> Result<()> {
     for state in store.monitors().await? {
         let deployment = state.deployment;
         let spec = match serde_json::from_str::<Value>(&state.spec).map_err(|e| Error::internal(e.to_string())).and_then(MonitorSpec::parse) {
@@ -647,12 +647,37 @@ pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, counte
             }
         }
         if let Some(url) = &spec.webhook_url {
+            // Checked again at delivery: the allow-list may have changed since the monitor was made.
+            let allowed = webhook_allowed(url, webhooks);
             for alert in raised {
-                tokio::spawn(deliver(store.clone(), http.clone(), url.clone(), alert));
+                match &allowed {
+                    Ok(()) => drop(tokio::spawn(deliver(store.clone(), http.clone(), url.clone(), alert))),
+                    Err(e) => {
+                        tracing::warn!(alert = %alert.id, "alert not delivered: {}", e.message());
+                        store.mark_alert(&alert.id, false, 0).await?;
+                    }
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Whether a webhook URL's host (or `host:port`) is in the server's allow-list: alerts are
+/// posted only to hosts an operator named (`--webhook-allow`), never to whatever address a
+/// writer types (a request forgery into the server's network).
+pub fn webhook_allowed(url: &str, allow: &[String]) -> Result<()> {
+    let parsed = url::Url::parse(url).map_err(|e| Error::invalid(format!("webhook_url '{url}' is not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Error::invalid(format!("webhook_url must be an http(s) URL, got '{url}'")));
+    }
+    let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+    let with_port = parsed.port_or_known_default().map(|p| format!("{host}:{p}")).unwrap_or_else(|| host.clone());
+    if allow.iter().any(|a| a.eq_ignore_ascii_case(&host) || a.eq_ignore_ascii_case(&with_port)) {
+        return Ok(());
+    }
+    let listed = if allow.is_empty() { "the allow-list is empty".to_owned() } else { format!("it allows {}", allow.join(", ")) };
+    Err(Error::invalid(format!("webhook host '{host}' is not allowed by this server ({listed}; an operator adds hosts with --webhook-allow)")))
 }
 
 /// Posts an alert as a Slack-compatible message (`text`, plus the alert itself), retrying with
@@ -679,6 +704,18 @@ async fn deliver(store: Arc<dyn MetadataStore>, http: reqwest::Client, url: Stri
 #[cfg(test)]
 mod tests {
     use steward_core::serving::RouteRole;
+
+    #[test]
+    fn webhooks_go_only_to_allowed_hosts() {
+        let allow = vec!["hooks.slack.com".to_owned(), "127.0.0.1:9000".to_owned()];
+        assert!(super::webhook_allowed("https://hooks.slack.com/services/T0/B0/x", &allow).is_ok());
+        assert!(super::webhook_allowed("http://127.0.0.1:9000/hook", &allow).is_ok());
+        let other_port = super::webhook_allowed("http://127.0.0.1:8080/hook", &allow).unwrap_err();
+        assert_eq!(other_port.message(), "webhook host '127.0.0.1' is not allowed by this server (it allows hooks.slack.com, 127.0.0.1:9000; an operator adds hosts with --webhook-allow)");
+        let metadata = super::webhook_allowed("http://169.254.169.254/latest/meta-data", &[]).unwrap_err();
+        assert!(metadata.message().contains("the allow-list is empty"), "{}", metadata.message());
+        assert!(super::webhook_allowed("file:///etc/passwd", &allow).unwrap_err().message().contains("http(s)"));
+    }
     use steward_stats::profile::ColumnProfiler;
 
     use super::*;

@@ -2,7 +2,6 @@
 //! metadata, and `infer` with JSON tensors or the binary tensor extension that `tritonclient`
 //! uses by default (`Inference-Header-Content-Length`).
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +22,11 @@ pub fn error(status: u16, message: &str) -> Response {
 
 impl IntoResponse for InferError {
     fn into_response(self) -> Response {
-        error(self.status(), self.message())
+        let mut r = error(self.status(), self.message());
+        if matches!(self, InferError::Overloaded(_)) {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        r
     }
 }
 
@@ -124,11 +127,10 @@ fn parse_inputs(req: &Map<String, Value>, mut binary: &[u8]) -> Result<Vec<Tenso
     Ok(out)
 }
 
-pub async fn infer(State(s): State<AppState>, Path(params): Path<Vec<(String, String)>>, headers: HeaderMap, body: Bytes) -> Response {
-    match infer_inner(&s, &params[0].1, &headers, &body) {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+pub async fn infer(State(s): State<AppState>, Path(params): Path<Vec<(String, String)>>, req: axum::extract::Request) -> Response {
+    let name = params.into_iter().next().map(|p| p.1).unwrap_or_default();
+    let serving = s.serving.clone();
+    serving.score(req, move |headers, body| infer_inner(&s, &name, &headers, &body)).await
 }
 
 fn infer_inner(s: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response, InferError> {

@@ -2,9 +2,8 @@
 //! or `inputs`) and MLflow's scoring server (`/deployments/NAME/invocations` with
 //! `dataframe_split`, `dataframe_records`, `instances`, `inputs`, or a CSV body).
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use steward_runtime::frame::{Cell, Frame};
@@ -109,8 +108,9 @@ pub async fn v1_model(State(s): State<AppState>, Path(name): Path<String>) -> Re
 }
 
 /// `POST /v1/models/NAME:predict`.
-pub async fn v1_predict(State(s): State<AppState>, Path(target): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let result = (|| {
+pub async fn v1_predict(State(s): State<AppState>, Path(target): Path<String>, req: axum::extract::Request) -> Response {
+    let serving = s.serving.clone();
+    serving.score(req, move |headers, body| {
         let name = target.strip_suffix(":predict").ok_or_else(|| InferError::UnknownDeployment(format!("no endpoint for '{target}': use /v1/models/NAME:predict")))?;
         let sig = signature(&s, name)?;
         let req = json_body(&body)?;
@@ -131,13 +131,14 @@ pub async fn v1_predict(State(s): State<AppState>, Path(target): Path<String>, h
             body["reason_codes"] = json!(codes);
         }
         Ok(with_id(axum::Json(body).into_response(), &answer))
-    })();
-    result.unwrap_or_else(IntoResponse::into_response)
+    })
+    .await
 }
 
 /// `POST /deployments/NAME/invocations`: MLflow's scoring protocol.
-pub async fn invocations(State(s): State<AppState>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let result = (|| {
+pub async fn invocations(State(s): State<AppState>, Path(name): Path<String>, req: axum::extract::Request) -> Response {
+    let serving = s.serving.clone();
+    serving.score(req, move |headers, body| {
         let sig = signature(&s, &name)?;
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
         let (inputs, context, reasons) = if content_type.starts_with("text/csv") {
@@ -182,6 +183,6 @@ pub async fn invocations(State(s): State<AppState>, Path(name): Path<String>, he
             body["reason_codes"] = json!(codes);
         }
         Ok(with_id((StatusCode::OK, axum::Json(body)).into_response(), &answer))
-    })();
-    result.unwrap_or_else(IntoResponse::into_response)
+    })
+    .await
 }

@@ -40,14 +40,17 @@ pub fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
 
 /// JSON values as elements of `dtype`; `null` stands for a missing float (NaN).
 pub fn typed(name: &str, dtype: DType, values: &[&Value]) -> Result<Data, InferError> {
-    let wrong = |i: usize, v: &Value| bad(format!("input '{name}' element {i} ({v}) is not a {dtype} value"));
+    let wrong = |i: usize, v: &Value| {
+        let range = if v.is_number() && matches!(dtype, DType::Fp32 | DType::Int32) { " (or is out of its range)" } else { "" };
+        bad(format!("input '{name}' element {i} ({v}) is not a {dtype} value{range}"))
+    };
     macro_rules! each {
         ($f:expr) => {
             values.iter().enumerate().map(|(i, v)| $f(v).ok_or_else(|| wrong(i, v))).collect::<Result<Vec<_>, _>>()?
         };
     }
     Ok(match dtype {
-        DType::Fp32 => Data::Fp32(each!(|v: &Value| if v.is_null() { Some(f32::NAN) } else { v.as_f64().map(|x| x as f32) })),
+        DType::Fp32 => Data::Fp32(each!(|v: &Value| if v.is_null() { Some(f32::NAN) } else { v.as_f64().map(|x| x as f32).filter(|x| x.is_finite()) })),
         DType::Fp64 => Data::Fp64(each!(|v: &Value| if v.is_null() { Some(f64::NAN) } else { v.as_f64() })),
         DType::Int64 => Data::Int64(each!(|v: &Value| v.as_i64())),
         DType::Int32 => Data::Int32(each!(|v: &Value| v.as_i64().and_then(|x| i32::try_from(x).ok()))),
@@ -89,6 +92,11 @@ pub fn from_binary(name: &str, dtype: DType, shape: &[usize], bytes: &[u8]) -> R
         DType::Int64 => Data::Int64(le!(i64, 8)),
         DType::Bool => Data::Bool(bytes.iter().map(|b| *b != 0).collect()),
         DType::Bytes => {
+            // Each element takes at least its 4-byte length: a shape the body cannot hold is
+            // refused before anything is allocated for it.
+            if n > bytes.len() / 4 {
+                return Err(bad(format!("input '{name}' has {} bytes of binary data; shape {shape:?} of BYTES needs at least {} (4 per element)", bytes.len(), n.saturating_mul(4))));
+            }
             let mut out = Vec::with_capacity(n);
             let mut rest = bytes;
             while !rest.is_empty() {
@@ -177,5 +185,31 @@ pub fn parse_json(body: &[u8]) -> Result<Value, InferError> {
             }
             serde_json::from_slice(&out).map_err(|_| bad(format!("the request is not valid JSON: {first}")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claimed_shape_the_body_cannot_hold_is_refused_before_allocating() {
+        // 2^36 BYTES elements announced with no bytes: refused by arithmetic, not by allocating.
+        let err = from_binary("x", DType::Bytes, &[1 << 36], &[]).unwrap_err();
+        assert_eq!(err.message(), "input 'x' has 0 bytes of binary data; shape [68719476736] of BYTES needs at least 274877906944 (4 per element)");
+        let err = from_binary("x", DType::Fp32, &[usize::MAX, 2], &[]).unwrap_err();
+        assert!(err.message().contains("holds more elements than can exist"), "{}", err.message());
+        let mut two = Vec::new();
+        to_binary(&Data::Bytes(vec!["a".into(), "bc".into()]), &mut two);
+        assert!(matches!(from_binary("x", DType::Bytes, &[2], &two), Ok(Data::Bytes(v)) if v == ["a", "bc"]));
+    }
+
+    #[test]
+    fn fp32_values_beyond_its_range_are_refused_not_made_infinite() {
+        let big = serde_json::json!(1e39);
+        let err = typed("x", DType::Fp32, &[&big]).unwrap_err();
+        assert_eq!(err.message(), "input 'x' element 0 (1e+39) is not a FP32 value (or is out of its range)");
+        assert!(matches!(typed("x", DType::Fp32, &[&serde_json::json!(3.5)]), Ok(Data::Fp32(v)) if v == [3.5]));
+        assert!(matches!(typed("x", DType::Fp64, &[&big]), Ok(Data::Fp64(v)) if v == [1e39]));
     }
 }

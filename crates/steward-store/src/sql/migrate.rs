@@ -60,6 +60,8 @@ pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
     for m in migrations {
         let mut tx = pool.begin().await.map_err(db_error)?;
         if backend == Backend::Postgres {
+            // A migration may rebuild large tables: no statement timeout inside it.
+            sqlx::raw_sql("SET LOCAL statement_timeout = 0").execute(&mut *tx).await.map_err(db_error)?;
             // Serialise concurrent starters on one database.
             sqlx::raw_sql("LOCK TABLE steward_schema_migrations IN EXCLUSIVE MODE").execute(&mut *tx).await.map_err(db_error)?;
         }

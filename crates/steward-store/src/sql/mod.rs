@@ -226,9 +226,18 @@ pub(crate) fn placeholders(start: usize, n: usize) -> String {
     (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
+/// The longest any statement may run on PostgreSQL before the server cancels it (migrations
+/// excepted). A query that needs longer is refused rather than left to exhaust the database.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub(crate) fn db_error(e: sqlx::Error) -> Error {
     match &e {
         sqlx::Error::PoolTimedOut => Error::new(ErrorCode::TemporarilyUnavailable, "the metadata store is busy; retry"),
+        // query_canceled: the statement timeout cut it off.
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("57014") => Error::new(
+            ErrorCode::TemporarilyUnavailable,
+            format!("the query ran longer than the {} s statement timeout and was cancelled; narrow it (a more selective filter, fewer results)", STATEMENT_TIMEOUT.as_secs()),
+        ),
         // Deadlock or serialization failure (PostgreSQL), busy (SQLite): nothing was written.
         sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001" | "5" | "517")) => {
             Error::new(ErrorCode::TemporarilyUnavailable, format!("the metadata store is busy; retry ({d})"))
@@ -330,9 +339,14 @@ impl SqlStore {
                 .acquire_timeout(Duration::from_secs(30))
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
-                        if backend == Backend::Sqlite {
-                            for pragma in SQLITE_PRAGMAS {
-                                conn.execute(pragma).await?;
+                        match backend {
+                            Backend::Sqlite => {
+                                for pragma in SQLITE_PRAGMAS {
+                                    conn.execute(pragma).await?;
+                                }
+                            }
+                            Backend::Postgres => {
+                                conn.execute(sqlx::AssertSqlSafe(format!("SET statement_timeout = {}", STATEMENT_TIMEOUT.as_millis()))).await?;
                             }
                         }
                         Ok(())
