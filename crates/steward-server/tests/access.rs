@@ -3,13 +3,14 @@
 //! carries the right code, and every successful mutation leaves exactly one ledger entry
 //! naming its actor.
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use steward_core::access::Role;
-use steward_core::audit::Audit;
 use steward_store::MetadataStore;
 
 struct App {
@@ -30,19 +31,8 @@ const USERS: [(&str, Role); 6] = [
 
 async fn spawn_app() -> App {
     let dir = std::env::temp_dir().join(format!("steward-access-{}", uuid::Uuid::new_v4().simple()));
-    let store = steward_store::open_metadata(&format!("sqlite:///{}/steward.db", dir.display()), "mlflow-artifacts:/").await.unwrap();
-    let setup = Audit::new("setup", None, b"");
-    let mut tokens = HashMap::new();
-    for (name, role) in USERS {
-        store.create_user(&setup, name, role).await.unwrap();
-        tokens.insert(name, store.create_token(&setup, name, "test", None).await.unwrap().0);
-    }
-    let artifacts = steward_store::ArtifactStore::open(dir.join("artifacts").to_str().unwrap()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = steward_server::AppState::new(store.clone(), artifacts).with_auth(steward_server::AuthMode::Required);
-    tokio::spawn(steward_server::serve(listener, state, std::future::pending()));
-    App { base, http: reqwest::Client::new(), store, tokens }
+    let s = support::spawn_secured(&format!("sqlite:///{}/steward.db", dir.display()), &dir, &USERS).await;
+    App { base: s.base, http: reqwest::Client::new(), store: s.store, tokens: s.tokens }
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]

@@ -4,6 +4,8 @@
 //! a caller without the route's permission, a method a path does not declare answered with
 //! anything but 405, a 5xx, or a refused request that wrote to the ledger.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -11,7 +13,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::Executor;
 use steward_core::access::{Perm, Role};
-use steward_core::audit::Audit;
 use steward_server::routes::{Route, table};
 use steward_store::MetadataStore;
 
@@ -35,19 +36,8 @@ async fn postgres_uri() -> String {
 }
 
 async fn spawn_app(uri: &str, dir: &std::path::Path) -> App {
-    let store = steward_store::open_metadata(uri, "mlflow-artifacts:/").await.unwrap();
-    let setup = Audit::new("setup", None, b"");
-    let mut tokens = BTreeMap::new();
-    for (name, role) in USERS {
-        store.create_user(&setup, name, role).await.unwrap();
-        tokens.insert(name, store.create_token(&setup, name, "test", None).await.unwrap().0);
-    }
-    let artifacts = steward_store::ArtifactStore::open(dir.join("artifacts").to_str().unwrap()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = steward_server::AppState::new(store.clone(), artifacts).with_auth(steward_server::AuthMode::Required);
-    tokio::spawn(steward_server::serve(listener, state, std::future::pending()));
-    App { base, http: reqwest::Client::new(), store, tokens }
+    let s = support::spawn_secured(uri, dir, &USERS).await;
+    App { base: s.base, http: reqwest::Client::new(), store: s.store, tokens: s.tokens.into_iter().collect() }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

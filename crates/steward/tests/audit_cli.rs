@@ -169,25 +169,32 @@ async fn insert(p: &AnyPool, e: &LedgerEntry) {
         .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_finds_tampering_on_sqlite() {
-    all_tampering_is_found(|| {
-        let dir = std::env::temp_dir().join(format!("steward-audit-{}", uuid::Uuid::new_v4().simple()));
-        format!("sqlite:///{}/steward.db", dir.display())
-    })
-    .await;
+/// A fresh SQLite file's URI each call.
+fn fresh_sqlite() -> String {
+    let dir = std::env::temp_dir().join(format!("steward-audit-{}", uuid::Uuid::new_v4().simple()));
+    format!("sqlite:///{}/steward.db", dir.display())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_finds_tampering_on_postgres() {
+/// `n` fresh PostgreSQL databases, created now, handed out one per call.
+async fn fresh_postgres(n: usize) -> impl Fn() -> String {
     let base = std::env::var("STEWARD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432".into());
-    let names: Vec<String> = (0..5).map(|_| format!("steward_test_{}", uuid::Uuid::new_v4().simple())).collect();
+    let names: Vec<String> = (0..n).map(|_| format!("steward_test_{}", uuid::Uuid::new_v4().simple())).collect();
     let admin = raw(&format!("{base}/postgres")).await;
     for n in &names {
         exec(&admin, &format!("CREATE DATABASE {n}")).await;
     }
     let next = std::sync::Mutex::new(names.into_iter());
-    all_tampering_is_found(|| format!("{base}/{}", next.lock().unwrap().next().unwrap())).await;
+    move || format!("{base}/{}", next.lock().unwrap().next().expect("enough databases"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_tampering_on_sqlite() {
+    all_tampering_is_found(fresh_sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_tampering_on_postgres() {
+    all_tampering_is_found(fresh_postgres(5).await).await;
 }
 
 /// A server run on the database and stopped: it signs the ledger's head at shutdown, into
@@ -276,21 +283,10 @@ async fn cuts_at_the_end_are_found(fresh: impl Fn() -> String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_finds_a_cut_end_on_sqlite() {
-    cuts_at_the_end_are_found(|| {
-        let dir = std::env::temp_dir().join(format!("steward-audit-{}", uuid::Uuid::new_v4().simple()));
-        format!("sqlite:///{}/steward.db", dir.display())
-    })
-    .await;
+    cuts_at_the_end_are_found(fresh_sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_finds_a_cut_end_on_postgres() {
-    let base = std::env::var("STEWARD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432".into());
-    let names: Vec<String> = (0..4).map(|_| format!("steward_test_{}", uuid::Uuid::new_v4().simple())).collect();
-    let admin = raw(&format!("{base}/postgres")).await;
-    for n in &names {
-        exec(&admin, &format!("CREATE DATABASE {n}")).await;
-    }
-    let next = std::sync::Mutex::new(names.into_iter());
-    cuts_at_the_end_are_found(|| format!("{base}/{}", next.lock().unwrap().next().unwrap())).await;
+    cuts_at_the_end_are_found(fresh_postgres(4).await).await;
 }
