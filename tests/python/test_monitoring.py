@@ -121,6 +121,26 @@ def test_drift_alert_after_a_shift_and_none_before(server, tmp_path):
 
     per_feature = requests.get(f"{base}/api/steward/v1/deployments/{name}/monitor/metrics", params={"metric": "drift_detected"}).json()["metrics"]
     assert {m["feature"] for m in per_feature} == {f"f{i}" for i in range(8)}
+
+    # The drift holds for ten windows in all: still one alert, firing, notified once; the
+    # first stationary window after it resolves it, and that is notified once.
+    for w in range(9):
+        start = (w % 5) * rows  # the live rows again, shifted
+        send(session, url, live[start : start + rows] + 1.5 * reference.std(axis=0))
+    series = wait_for_windows(base, name, 14)
+    assert all(m["value"] >= 0.5 for m in series[4:14]), series
+    (drift,) = [a for a in alerts_of(base, name) if a["kind"] == "data_drift"]
+    assert drift["status"] == "firing" and drift["last_seen"] == series[13]["window_end"], drift
+    send(session, url, live[: rows])
+    wait_for_windows(base, name, 15)
+    (drift,) = [a for a in alerts_of(base, name) if a["kind"] == "data_drift"]
+    assert drift["status"] == "resolved" and drift["resolved_at"] >= drift["last_seen"], drift
+    deadline = time.time() + 15
+    notices = lambda: [(h["status"], h["text"]) for h in Hook.received if h["alert"]["id"] == drift["id"]]
+    while len(notices()) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    assert [s for s, _ in notices()] == ["firing", "resolved"], notices()
+    assert notices()[1][1].startswith("Resolved: Data drift on deployment 'monitored'"), notices()
     hook.shutdown()
 
 

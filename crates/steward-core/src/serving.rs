@@ -203,6 +203,45 @@ mod tests {
         }
     }
 
+    fn raised(kind: &str, value: f64) -> Alert {
+        Alert { id: format!("{kind}-{value}"), deployment: "d".into(), time: 0, kind: kind.into(), value, threshold: 0.5, message: format!("{kind} {value}"), delivered: false, attempts: 0, status: String::new(), last_seen: 0, notified_at: 0, resolved_at: None }
+    }
+
+    #[test]
+    fn a_condition_that_holds_for_ten_windows_fires_once_and_resolves_once() {
+        let (mut open, mut firing, mut resolved, mut repeats) = (Vec::<Alert>::new(), 0, 0, 0);
+        let judged = ["data_drift", "latency"];
+        for w in 1..=12 {
+            let time = w * 60_000;
+            let raised = if (2..=11).contains(&w) { vec![raised("data_drift", 0.6), raised("data_drift", 0.7)] } else { vec![] };
+            let c = alert_changes(&open, raised, &judged, time, 3_600_000);
+            firing += c.opened.len();
+            repeats += c.held.iter().filter(|(_, n)| *n).count();
+            resolved += c.resolved.len();
+            open.extend(c.opened);
+            for (h, _) in c.held {
+                let o = open.iter_mut().find(|o| o.id == h.id).unwrap();
+                *o = h;
+            }
+            open.retain(|o| !c.resolved.iter().any(|r| r.id == o.id));
+            if w == 6 {
+                assert_eq!(open.len(), 1);
+                assert_eq!((open[0].time, open[0].last_seen, open[0].value), (120_000, 360_000, 0.6));
+            }
+        }
+        assert_eq!((firing, repeats, resolved), (1, 0, 1));
+        // A window that cannot judge a kind leaves its alert open; a long one repeats.
+        let open = vec![Alert { status: "firing".into(), notified_at: 0, ..raised("quality", 0.5) }];
+        let c = alert_changes(&open, vec![], &["data_drift"], 10, 100);
+        assert!(c.resolved.is_empty() && c.held.is_empty() && c.opened.is_empty());
+        let c = alert_changes(&open, vec![raised("quality", 0.4)], &["quality"], 100, 100);
+        assert_eq!(c.held.len(), 1);
+        assert!(c.held[0].1, "notified again once the repeat interval passed");
+        assert_eq!((c.held[0].0.id.as_str(), c.held[0].0.value, c.held[0].0.notified_at), ("quality-0.5", 0.4, 100));
+        let c = alert_changes(&open, vec![], &["quality"], 200, 100);
+        assert_eq!((c.resolved[0].status.as_str(), c.resolved[0].resolved_at), ("resolved", Some(200)));
+    }
+
     #[test]
     fn a_rename_rewrites_every_reference_and_its_binding() {
         let mut spec: DeploymentSpec = serde_json::from_value(serde_json::json!({
@@ -315,13 +354,79 @@ pub struct MonitorState {
 pub struct Alert {
     pub id: String,
     pub deployment: String,
+    /// When the condition started (the end of the window that first showed it).
     pub time: i64,
     pub kind: String,
+    /// The latest window's value and message while it fires.
     pub value: f64,
     pub threshold: f64,
     pub message: String,
+    /// Whether the last notification reached the webhook, and in how many attempts.
     pub delivered: bool,
     pub attempts: i64,
+    /// `firing` while the condition holds, `resolved` once a window shows it no longer does.
+    #[serde(default = "firing")]
+    pub status: String,
+    /// The end of the last window that showed the condition.
+    #[serde(default)]
+    pub last_seen: i64,
+    /// When the last `firing` notification was sent (window time).
+    #[serde(default)]
+    pub notified_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<i64>,
+}
+
+fn firing() -> String {
+    "firing".into()
+}
+
+/// How long a still-firing alert waits before it is notified again: Alertmanager's default
+/// `repeat_interval`, four hours.
+pub const DEFAULT_REPEAT_MS: i64 = 4 * 3600 * 1000;
+
+/// What a judged window does to a deployment's alerts, in Alertmanager's model: one alert per
+/// condition (deployment and kind), opened when the condition starts, kept while windows keep
+/// showing it (notified again only after `repeat_ms`), resolved by the first window that judges
+/// the condition and does not show it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct AlertChanges {
+    /// New alerts, firing (each notified).
+    pub opened: Vec<Alert>,
+    /// Open alerts still firing, with the window's value and message; `notify` when the repeat
+    /// interval has passed.
+    pub held: Vec<(Alert, bool)>,
+    /// Open alerts whose condition ended, with the time of the window that showed it.
+    pub resolved: Vec<Alert>,
+}
+
+/// The changes a window brings: `open` are the deployment's firing alerts, `raised` the
+/// conditions this window shows (one kept per kind), `judged` the kinds this window can judge
+/// (a prediction window cannot resolve a quality alert), `time` the window's end.
+pub fn alert_changes(open: &[Alert], raised: Vec<Alert>, judged: &[&str], time: i64, repeat_ms: i64) -> AlertChanges {
+    let mut changes = AlertChanges::default();
+    let mut seen: Vec<String> = Vec::new();
+    for mut a in raised {
+        if seen.contains(&a.kind) {
+            continue;
+        }
+        seen.push(a.kind.clone());
+        match open.iter().find(|o| o.kind == a.kind) {
+            Some(o) => {
+                let notify = time - o.notified_at >= repeat_ms;
+                let held = Alert { value: a.value, threshold: a.threshold, message: a.message, last_seen: time, notified_at: if notify { time } else { o.notified_at }, ..o.clone() };
+                changes.held.push((held, notify));
+            }
+            None => {
+                (a.status, a.time, a.last_seen, a.notified_at, a.resolved_at) = ("firing".into(), time, time, time, None);
+                changes.opened.push(a);
+            }
+        }
+    }
+    for o in open.iter().filter(|o| judged.contains(&o.kind.as_str()) && !seen.contains(&o.kind)) {
+        changes.resolved.push(Alert { status: "resolved".into(), resolved_at: Some(time), ..o.clone() });
+    }
+    changes
 }
 
 /// An incident the agent opened: a policy trigger that fired, with its evidence (JSON).

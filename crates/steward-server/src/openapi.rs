@@ -322,15 +322,29 @@ pub const MONITOR_METRICS: Doc = Doc {
     }),
 };
 pub const ALERTS: Doc = Doc {
-    summary: "Alerts, newest first",
+    summary: "Alerts (one per condition: firing while it holds, resolved when it ends), newest first",
     query: &[("deployment", "string", "only this deployment's"), ("max_results", "integer", "1..10000 (default 100)")],
     body: None,
     answer: Answer::Json(|| {
         list(
             "alerts",
             obj(
-                &[("id", string()), ("deployment", string()), ("time", int()), ("kind", string()), ("value", number()), ("threshold", number()), ("message", string()), ("delivered", boolean()), ("attempts", int())],
-                &["id", "deployment", "time", "kind", "message", "delivered", "attempts"],
+                &[
+                    ("id", string()),
+                    ("deployment", string()),
+                    ("time", int()),
+                    ("kind", string()),
+                    ("value", number()),
+                    ("threshold", number()),
+                    ("message", string()),
+                    ("delivered", boolean()),
+                    ("attempts", int()),
+                    ("status", json!({ "enum": ["firing", "resolved"] })),
+                    ("last_seen", int()),
+                    ("notified_at", int()),
+                    ("resolved_at", int()),
+                ],
+                &["id", "deployment", "time", "kind", "message", "delivered", "attempts", "status", "last_seen"],
             ),
         )
     }),

@@ -164,6 +164,22 @@ pub trait ServingStore: Send + Sync {
     async fn predictions(&self, deployment: &str, since: i64, limit: i64) -> Result<Vec<PredictionRecord>>;
 }
 
+/// One judged monitor window, as `record_window` stores it.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    pub deployment: &'a str,
+    pub kind: WindowKind,
+    /// Where the cursor of this kind moves: (time, id).
+    pub cursor: (i64, &'a str),
+    /// The window's end (prediction or label time): the alerts' clock.
+    pub end: i64,
+    /// The alert kinds this window judges: open alerts of these kinds that it did not raise
+    /// are resolved.
+    pub judged: &'a [&'a str],
+    /// How long a firing alert waits before it is notified again.
+    pub repeat_ms: i64,
+}
+
 /// Monitors: their specs and cursors, metric time series and alerts.
 #[async_trait]
 pub trait MonitorStore: Send + Sync {
@@ -179,9 +195,11 @@ pub trait MonitorStore: Send + Sync {
     /// Every monitor with its spec and cursors.
     async fn monitors(&self) -> Result<Vec<MonitorState>>;
     async fn delete_monitor(&self, audit: &Audit, deployment: &str) -> Result<()>;
-    /// Stores one judged window — its metrics and alerts — and moves the cursor of its kind,
-    /// atomically.
-    async fn record_window(&self, deployment: &str, kind: WindowKind, cursor: (i64, &str), metrics: &[MonitorMetric], alerts: &[Alert]) -> Result<()>;
+    /// Stores one judged window — its metrics, the conditions it raised, moving the
+    /// deployment's alerts (opened, held, resolved: `steward_core::serving::alert_changes`) —
+    /// and moves the cursor of its kind, atomically. Returns the alerts to notify (newly
+    /// firing, firing again after the repeat interval, resolved), as stored.
+    async fn record_window(&self, window: Window<'_>, metrics: &[MonitorMetric], raised: &[Alert]) -> Result<Vec<Alert>>;
     /// A deployment's metric series (all metrics when `metric` is `None`), oldest first.
     async fn monitor_metrics(&self, deployment: &str, metric: Option<&str>) -> Result<Vec<MonitorMetric>>;
     /// Alerts, newest first.

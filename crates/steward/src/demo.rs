@@ -390,7 +390,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
         println!("  {count:>6}  {secs:6.1}s  {what}");
     }
     let counts: Vec<String> = story.alert_kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    println!("  alerts raised, by kind: {}", if counts.is_empty() { "none".into() } else { counts.join(", ") });
+    // An alert is a condition that started (it stays open while windows keep showing it).
+    println!("  alerts raised, by kind: {}; false alarms (any alert before the shift): {}", if counts.is_empty() { "none".into() } else { counts.join(", ") }, story.false_alarms);
     println!();
     println!("served quality (ROC AUC of the answers given, against the labels that arrived):");
     for (phase, what) in [(0, "before the shift, v1"), (1, "after the shift, until the canary ended"), (2, "after the canary, the champion then serving")] {
@@ -417,6 +418,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
         "first_alert": story.first_alert,
         "false_alarms": story.false_alarms,
         "alerts_before_onset": story.before_onset,
+        "alerts": story.alert_kinds,
         "window_size": WINDOW,
         "incident_id": story.retrain_incident,
         "challenger_version": story.challenger,
@@ -477,14 +479,12 @@ async fn observe(http: &reqwest::Client, url: &str, count: usize, clock: &Clock,
     for a in fresh {
         story.seen_alerts.insert(a["id"].as_str().unwrap_or_default().to_owned());
         let kind = a["kind"].as_str().unwrap_or_default();
-        if kind == "data_drift" {
-            if count > ONSET {
-                story.first_alert.get_or_insert(count);
-            } else {
-                story.false_alarms += 1;
-            }
+        if kind == "data_drift" && count > ONSET {
+            story.first_alert.get_or_insert(count);
         }
+        // An alert of any kind before the shift is a false alarm.
         if count <= ONSET {
+            story.false_alarms += 1;
             *story.before_onset.entry(kind.to_owned()).or_default() += 1;
         }
         // The first alert of each kind goes in the timeline; the rest are counted.

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use steward_core::serving::{Alert, MonitorMetric, PredictionRecord, WindowKind};
+use steward_core::serving::{Alert, DEFAULT_REPEAT_MS, MonitorMetric, PredictionRecord, WindowKind};
 use steward_core::{Error, Result};
 use steward_stats::drift::{self, ColumnType, DriftOptions, StatTest, Values};
 use steward_stats::profile::{ColumnProfile, Profile};
-use steward_store::MetadataStore;
+use steward_store::{MetadataStore, Window};
 
 /// How often monitors look for complete windows.
 pub const TICK: Duration = Duration::from_millis(500);
@@ -61,6 +61,10 @@ pub struct MonitorSpec {
     pub fairness: Option<FairnessSpec>,
     #[serde(default)]
     pub slo: Slo,
+    /// How long a still-firing alert waits before it is notified again (default four hours, as
+    /// Alertmanager's `repeat_interval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_interval_seconds: Option<u64>,
 }
 
 /// How to read a binary classifier's answer. By default the label is the output named `label`
@@ -330,8 +334,17 @@ fn alert(deployment: &str, time: i64, kind: &str, value: f64, threshold: f64, me
         message,
         delivered: false,
         attempts: 0,
+        status: "firing".into(),
+        last_seen: time,
+        notified_at: time,
+        resolved_at: None,
     }
 }
+
+/// The alert kinds a window of answered predictions judges (and so can resolve).
+const PREDICTION_KINDS: &[&str] = &["data_drift", "prediction_drift", "fairness", "latency", "error_rate", "data_quality"];
+/// The alert kinds a window of labelled predictions judges.
+const LABEL_KINDS: &[&str] = &["quality"];
 
 /// Each record's answer, read with the spec's outputs and threshold.
 pub fn answers(spec: &MonitorSpec, records: &[PredictionRecord]) -> Vec<Answered> {
@@ -589,6 +602,7 @@ pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, webhoo
             }
         };
         let mut raised = Vec::new();
+        let repeat_ms = spec.repeat_interval_seconds.map_or(DEFAULT_REPEAT_MS, |s| (s as i64).saturating_mul(1000));
         let (mut time, mut id) = state.cursor;
         let mut error_rate = || {
             let now = counters.get(&deployment).copied().unwrap_or_default();
@@ -604,9 +618,8 @@ pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, webhoo
                 }
                 let (metrics, alerts) = judge(&deployment, &spec, &records, error_rate());
                 let last = records.last().expect("a full window");
-                store.record_window(&deployment, WindowKind::Predictions, (last.time, &last.id), &metrics, &alerts).await?;
+                raised.extend(store.record_window(Window { deployment: &deployment, kind: WindowKind::Predictions, cursor: (last.time, &last.id), end: last.time, judged: PREDICTION_KINDS, repeat_ms }, &metrics, &alerts).await?);
                 (time, id) = (last.time, last.id.clone());
-                raised.extend(alerts);
             },
             // The cursor is the next window's start, with an empty id: predictions at that
             // millisecond belong to it.
@@ -626,9 +639,10 @@ pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, webhoo
                         },
                         false => end,
                     };
-                    store.record_window(&deployment, WindowKind::Predictions, (next, ""), &metrics, &alerts).await?;
+                    // An empty stretch judges nothing: it neither raises nor resolves.
+                    let judged = if records.is_empty() { &[][..] } else { PREDICTION_KINDS };
+                    raised.extend(store.record_window(Window { deployment: &deployment, kind: WindowKind::Predictions, cursor: (next, ""), end, judged, repeat_ms }, &metrics, &alerts).await?);
                     time = next.max(end);
-                    raised.extend(alerts);
                 }
             }
         }
@@ -641,9 +655,8 @@ pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, webhoo
                 }
                 let (metrics, alerts) = judge_labels(&deployment, &spec, &labelled);
                 let last = labelled.last().expect("a full window");
-                store.record_window(&deployment, WindowKind::Labels, (last.2, &last.0.id), &metrics, &alerts).await?;
+                raised.extend(store.record_window(Window { deployment: &deployment, kind: WindowKind::Labels, cursor: (last.2, &last.0.id), end: last.2, judged: LABEL_KINDS, repeat_ms }, &metrics, &alerts).await?);
                 (time, id) = (last.2, last.0.id.clone());
-                raised.extend(alerts);
             }
         }
         if let Some(url) = &spec.webhook_url {
@@ -680,10 +693,15 @@ pub fn webhook_allowed(url: &str, allow: &[String]) -> Result<()> {
     Err(Error::invalid(format!("webhook host '{host}' is not allowed by this server ({listed}; an operator adds hosts with --webhook-allow)")))
 }
 
-/// Posts an alert as a Slack-compatible message (`text`, plus the alert itself), retrying with
-/// exponential backoff; records the outcome.
+/// Posts an alert as a Slack-compatible message (`text`, plus `status` — firing or resolved —
+/// and the alert itself), retrying with exponential backoff; records the outcome.
 async fn deliver(store: Arc<dyn MetadataStore>, http: reqwest::Client, url: String, alert: Alert) {
-    let body = json!({ "text": alert.message, "alert": alert });
+    let text = match (alert.status.as_str(), alert.last_seen > alert.time) {
+        ("resolved", _) => format!("Resolved: {} (firing since {})", alert.message, steward_core::schedule::iso8601(alert.time)),
+        (_, true) => format!("Still firing: {} (since {})", alert.message, steward_core::schedule::iso8601(alert.time)),
+        _ => alert.message.clone(),
+    };
+    let body = json!({ "text": text, "status": alert.status, "alert": alert });
     let mut delay = Duration::from_millis(500);
     for attempt in 1..=WEBHOOK_ATTEMPTS {
         let ok = http.post(&url).json(&body).timeout(Duration::from_secs(10)).send().await.is_ok_and(|r| r.status().is_success());

@@ -27,6 +27,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 12, name: "incident_analyses", sql: include_str!("../../migrations/sqlite/0012_incident_analyses.sql") },
     Migration { version: 13, name: "search_layout", sql: include_str!("../../migrations/sqlite/0013_search_layout.sql") },
     Migration { version: 14, name: "governance", sql: include_str!("../../migrations/sqlite/0014_governance.sql") },
+    Migration { version: 15, name: "alert_lifecycle", sql: include_str!("../../migrations/sqlite/0015_alert_lifecycle.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -44,6 +45,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 12, name: "incident_analyses", sql: include_str!("../../migrations/postgres/0012_incident_analyses.sql") },
     Migration { version: 13, name: "search_layout", sql: include_str!("../../migrations/postgres/0013_search_layout.sql") },
     Migration { version: 14, name: "governance", sql: include_str!("../../migrations/postgres/0014_governance.sql") },
+    Migration { version: 15, name: "alert_lifecycle", sql: include_str!("../../migrations/postgres/0015_alert_lifecycle.sql") },
 ];
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {

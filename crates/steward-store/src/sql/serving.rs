@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use steward_core::audit::Audit;
-use steward_core::serving::{Alert, Deployment, DeploymentSpec, Feedback, MonitorMetric, MonitorState, PredictionRecord, RouteRole, WindowKind};
+use steward_core::serving::{Alert, Deployment, DeploymentSpec, Feedback, MonitorMetric, MonitorState, PredictionRecord, RouteRole, WindowKind, alert_changes};
 use steward_core::{Error, Result};
 
-use super::{Bind, SqlStore, WriteTx, append, db_error, is_unique_violation, now_ms, value_rows};
-use crate::{MonitorStore, ServingStore};
+use super::{Bind, SqlStore, WriteTx, append, db_error, dyn_query, is_unique_violation, now_ms, value_rows};
+use crate::{MonitorStore, ServingStore, Window};
 
 /// Rows per multi-row INSERT: 11 binds each stays far below both backends' bind limits.
 const PREDICTION_CHUNK: usize = 500;
@@ -202,6 +202,8 @@ impl ServingStore for SqlStore {
     }
 }
 
+const ALERT_COLUMNS: &str = "id, deployment, time, kind, value, threshold, message, delivered, attempts, status, last_seen, notified_at, resolved_at";
+
 fn alert(row: &AnyRow) -> Alert {
     Alert {
         id: row.get(0),
@@ -213,6 +215,10 @@ fn alert(row: &AnyRow) -> Alert {
         message: row.get(6),
         delivered: row.get::<i64, _>(7) != 0,
         attempts: row.get(8),
+        status: row.get(9),
+        last_seen: row.get(10),
+        notified_at: row.get(11),
+        resolved_at: row.get(12),
     }
 }
 
@@ -280,7 +286,8 @@ impl MonitorStore for SqlStore {
         tx.commit().await
     }
 
-    async fn record_window(&self, deployment: &str, kind: WindowKind, cursor: (i64, &str), metrics: &[MonitorMetric], alerts: &[Alert]) -> Result<()> {
+    async fn record_window(&self, window: Window<'_>, metrics: &[MonitorMetric], raised: &[Alert]) -> Result<Vec<Alert>> {
+        let Window { deployment, kind, cursor, end: window_end, judged, repeat_ms } = window;
         let mut tx = self.begin().await?;
         for m in metrics {
             sqlx::query(
@@ -297,18 +304,47 @@ impl MonitorStore for SqlStore {
             .await
             .map_err(db_error)?;
         }
-        for a in alerts {
-            sqlx::query("INSERT INTO alerts (id, deployment, time, kind, value, threshold, message, delivered, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0)")
-                .bind(&a.id)
-                .bind(&a.deployment)
-                .bind(a.time)
-                .bind(&a.kind)
+        // The deployment's open alerts move with this window (steward_core::serving::alert_changes).
+        let open = dyn_query(format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE deployment = $1 AND status = 'firing'")).bind(deployment).fetch_all(&mut *tx).await.map_err(db_error)?;
+        let open: Vec<Alert> = open.iter().map(alert).collect();
+        let changes = alert_changes(&open, raised.to_vec(), judged, window_end, repeat_ms);
+        let mut notices = Vec::new();
+        for a in &changes.opened {
+            sqlx::query(
+                "INSERT INTO alerts (id, deployment, time, kind, value, threshold, message, delivered, attempts, status, last_seen, notified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, 'firing', $8, $9)",
+            )
+            .bind(&a.id)
+            .bind(&a.deployment)
+            .bind(a.time)
+            .bind(&a.kind)
+            .bind(a.value)
+            .bind(a.threshold)
+            .bind(&a.message)
+            .bind(a.last_seen)
+            .bind(a.notified_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            notices.push(a.clone());
+        }
+        for (a, notify) in &changes.held {
+            sqlx::query("UPDATE alerts SET value = $1, threshold = $2, message = $3, last_seen = $4, notified_at = $5 WHERE id = $6")
                 .bind(a.value)
                 .bind(a.threshold)
                 .bind(&a.message)
+                .bind(a.last_seen)
+                .bind(a.notified_at)
+                .bind(&a.id)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
+            if *notify {
+                notices.push(a.clone());
+            }
+        }
+        for a in &changes.resolved {
+            sqlx::query("UPDATE alerts SET status = 'resolved', resolved_at = $1 WHERE id = $2").bind(a.resolved_at).bind(&a.id).execute(&mut *tx).await.map_err(db_error)?;
+            notices.push(a.clone());
         }
         let update = match kind {
             WindowKind::Predictions => "UPDATE monitors SET cursor_time = $1, cursor_id = $2 WHERE deployment = $3",
@@ -321,7 +357,8 @@ impl MonitorStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(notices)
     }
 
     async fn monitor_metrics(&self, deployment: &str, metric: Option<&str>) -> Result<Vec<MonitorMetric>> {
@@ -340,7 +377,7 @@ impl MonitorStore for SqlStore {
     }
 
     async fn alerts(&self, deployment: Option<&str>, limit: i64) -> Result<Vec<Alert>> {
-        let cols = "id, deployment, time, kind, value, threshold, message, delivered, attempts";
+        let cols = ALERT_COLUMNS;
         let rows = match deployment {
             Some(d) => self.rows(format!("SELECT {cols} FROM alerts WHERE deployment = $1 ORDER BY time DESC, id LIMIT $2"), vec![Bind::from(d), Bind::I64(limit)]).await?,
             None => self.rows(format!("SELECT {cols} FROM alerts ORDER BY time DESC, id LIMIT $1"), vec![Bind::I64(limit)]).await?,
