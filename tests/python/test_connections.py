@@ -64,59 +64,79 @@ def test_idle_and_half_sent_connections_are_closed_after_the_timeout(tmp_path):
         stop(proc)
 
 
-def test_an_overload_is_shed_with_503_while_health_stays_fast(server):
-    """64 connections send large scoring requests at once: scoring runs a few at a time off
-    the async runtime, the excess is refused with 503 and Retry-After instead of queueing
-    without bound, and /health keeps answering within 100 ms throughout."""
-    import threading
+def test_an_overload_is_shed_with_503_while_health_stays_fast(tmp_path):
+    """64 connections send large scoring requests at once to a server of the test's own:
+    scoring runs a few at a time off the async runtime, the excess is refused with 503 and
+    Retry-After instead of queueing without bound, and /health keeps answering within 100 ms
+    throughout."""
+    proc, url = start_steward(fresh_backend(tmp_path), str(tmp_path / "artifacts"))
+    try:
+        overload(url, tmp_path)
+    finally:
+        stop(proc)
 
+
+# Sends a payload file from 64 threads (one connection each) for 8 s; prints each outcome:
+# a status and its Retry-After, or "closed" when the server closed the connection mid-send.
+LOAD = """
+import sys, threading, time, requests
+url, path = sys.argv[1], sys.argv[2]
+payload = open(path, "rb").read()
+out, lock, end = [], threading.Lock(), time.monotonic() + 8
+def load():
+    s = requests.Session()
+    while time.monotonic() < end:
+        try:
+            r = s.post(url, data=payload, headers={"Content-Type": "application/json"})
+            got = f"{r.status_code} {r.headers.get('Retry-After')}"
+        except requests.ConnectionError:
+            # A shed request's body is not read: the server answers 503 and closes the
+            # connection, which a client still sending its body may see as the close.
+            got, s = "closed None", requests.Session()
+        with lock:
+            out.append(got)
+workers = [threading.Thread(target=load) for _ in range(64)]
+for w in workers:
+    w.start()
+for w in workers:
+    w.join()
+print("\\n".join(out))
+"""
+
+
+def overload(url, tmp_path):
+    import json
+
+    import mlflow
     import numpy as np
-    from test_serving import data, deploy, onnx_of, register, unique
     from sklearn.ensemble import GradientBoostingClassifier
+    from test_serving import data, deploy, onnx_of, register, unique
 
     x, y = data(seed=5)
     name = unique("overload")
+    mlflow.set_tracking_uri(url)
     register(name, onnx_of(GradientBoostingClassifier(n_estimators=100, max_depth=4, random_state=0).fit(x, y)))
-    deploy(server, "create", name, "--model", f"models:/{name}/1")
-    base = server["url"]
-    rows = np.tile(x, (10, 1))[:20000]  # 20,000 rows per request: a few ms of work each
-    body = {"inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP32", "data": rows.ravel().tolist()}]}
-    import json as _json
-
-    payload = _json.dumps(body).encode()
-    statuses, health, stop_load = [], [], threading.Event()
-
-    def load():
-        s = requests.Session()
-        while not stop_load.is_set():
-            try:
-                r = s.post(f"{base}/v2/models/{name}/infer", data=payload, headers={"Content-Type": "application/json"})
-                statuses.append((r.status_code, r.headers.get("Retry-After")))
-            except requests.ConnectionError:
-                # A shed request's body is not read: the server answers 503 and closes the
-                # connection, which a client still sending its body may see as the close.
-                statuses.append(("closed", None))
-                s = requests.Session()
-
-    workers = [threading.Thread(target=load, daemon=True) for _ in range(64)]
-    for w in workers:
-        w.start()
-    try:
-        # The probe runs in a process of its own: this one is busy being 64 clients.
-        probe = subprocess.run([sys.executable, "-c", PROBE, f"{base}/health"], capture_output=True, text=True, timeout=60)
-        assert probe.returncode == 0, probe.stderr
-        health = [float(t) for t in probe.stdout.split()]
-    finally:
-        stop_load.set()
-        for w in workers:
-            w.join(timeout=30)
+    deploy({"url": url}, "create", name, "--model", f"models:/{name}/1")
+    rows = np.tile(x, (5, 1))[:10000]  # 10,000 rows per request: milliseconds of work each
+    payload = tmp_path / "payload.json"
+    payload.write_text(json.dumps({"inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP32", "data": rows.ravel().tolist()}]}))
+    # The load generator shares the server's two cores here, so it runs at a lower priority
+    # and in a process of its own; the probe runs in another, at normal priority: what is
+    # measured is the server's responsiveness, not the load generator's.
+    load = subprocess.Popen(["nice", "-n", "10", sys.executable, "-c", LOAD, f"{url}/v2/models/{name}/infer", str(payload)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    probe = subprocess.run([sys.executable, "-c", PROBE, f"{url}/health"], capture_output=True, text=True, timeout=60)
+    out, err = load.communicate(timeout=60)
+    assert probe.returncode == 0, probe.stderr
+    assert load.returncode == 0, err[-2000:]
+    health = [float(t) for t in probe.stdout.split()]
+    statuses = [tuple(line.split()) for line in out.split("\n") if line]
     codes = {c for c, _ in statuses}
-    shed = [r for c, r in statuses if c == 503]
+    shed = [r for c, r in statuses if c == "503"]
     closed = sum(1 for c, _ in statuses if c == "closed")
-    print(f"overload: {len(statuses)} requests, {statuses.count((200, None))} answered, {len(shed)} shed, {closed} closed while sending; /health p50 {sorted(health)[len(health) // 2] * 1000:.1f} ms, max {max(health) * 1000:.1f} ms over {len(health)} probes")
-    assert codes <= {200, 503, "closed"}, codes
+    print(f"overload: {len(statuses)} requests, {sum(1 for c, _ in statuses if c == '200')} answered, {len(shed)} shed, {closed} closed while sending; /health p50 {sorted(health)[len(health) // 2] * 1000:.1f} ms, max {max(health) * 1000:.1f} ms over {len(health)} probes")
+    assert codes <= {"200", "503", "closed"}, codes
     assert shed and all(r == "1" for r in shed), "the excess was not shed with 503 and Retry-After"
-    assert any(c == 200 for c, _ in statuses)
+    assert "200" in codes
     assert max(health) < 0.1, f"/health took {max(health) * 1000:.0f} ms under the overload"
-    metrics = requests.get(f"{base}/metrics").text
-    assert "steward_scoring_overloaded_total" in metrics
+    assert "steward_scoring_overloaded_total" in requests.get(f"{url}/metrics").text

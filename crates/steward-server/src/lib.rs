@@ -77,6 +77,12 @@ impl AppState {
         }
     }
 
+    /// Durable prediction logging: a prediction is answered only once its record is committed.
+    pub fn with_durable_predictions(self) -> Self {
+        self.serving.log.set_durable(true);
+        self
+    }
+
     /// The hosts (or `host:port`) monitors may post alerts to; none by default.
     pub fn with_webhook_allow(self, hosts: Vec<String>) -> Self {
         self.serving.set_webhook_allow(hosts);

@@ -183,6 +183,10 @@ struct ServerArgs {
     /// kept alive between requests), before it is closed
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     header_read_timeout: u64,
+    /// The prediction log: `fast` answers before the record is written (a crash loses what was
+    /// queued, at most a batch or two), `durable` answers only once it is committed
+    #[arg(long, value_parser = ["fast", "durable"], default_value = "fast", env = "STEWARD_PREDICTION_LOG")]
+    prediction_log: String,
     /// Hosts (or HOST:PORT) monitors may post alerts to, comma-separated; no others (webhooks
     /// to any other address are refused)
     #[arg(long, value_delimiter = ',', env = "STEWARD_WEBHOOK_ALLOW")]
@@ -250,6 +254,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         }
     }
     let mut state = steward_server::AppState::new(store.clone(), artifacts).with_auth(auth).with_protected_aliases(args.protected_aliases).with_policies(policies.clone()).with_webhook_allow(args.webhook_allow);
+    if args.prediction_log == "durable" {
+        state = state.with_durable_predictions();
+    }
     if let Some(anchor) = audit::open_anchor(&args.anchor, &args.backend_store_uri, &args.artifacts_destination, args.ledger_checkpoint_every).await? {
         println!("  ledger anchor:  checkpoints at {} signed by ed25519 {}", anchor.location(), anchor.public_key());
         state = state.with_anchor(anchor);

@@ -1,21 +1,27 @@
-//! The prediction log: records leave the request path through a bounded queue (a full queue
-//! drops the record and counts it, never blocks a request) and a writer task stores them in
-//! batches.
+//! The prediction log: records leave the request path through a queue bounded in records and
+//! in bytes, and a writer task stores them in batches (group commit). Two modes: *fast* — a
+//! full queue drops the record and counts it, and a record is acknowledged before it is
+//! written, so a crash loses what was queued (at most a batch or two); *durable* — a
+//! prediction is answered only once its record is committed, and a full queue refuses the
+//! request (503) instead of answering unlogged.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 use steward_core::serving::{PredictionRecord, RouteRole};
 use steward_runtime::{Data, Tensor};
 use steward_store::MetadataStore;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Serving;
 use super::metrics::Metrics;
 
 /// Records the queue holds before it drops new ones.
 pub const QUEUE_CAPACITY: usize = 65_536;
+/// Bytes of tensors the queue holds before it drops (or, durable, refuses) new ones: 256 MiB.
+pub const QUEUE_BYTES: usize = 256 << 20;
 /// Records per store write.
 const BATCH: usize = 2_000;
 
@@ -34,9 +40,32 @@ pub struct LogItem {
     pub context: Option<String>,
 }
 
+/// A queued record, with what the writer reports back.
+struct Queued {
+    item: LogItem,
+    bytes: usize,
+    /// Durable mode: told whether the record was committed.
+    ack: Option<oneshot::Sender<bool>>,
+}
+
 pub struct PredictionLog {
-    tx: mpsc::Sender<LogItem>,
-    rx: Mutex<Option<mpsc::Receiver<LogItem>>>,
+    tx: mpsc::Sender<Queued>,
+    rx: Mutex<Option<mpsc::Receiver<Queued>>>,
+    queued_bytes: Arc<AtomicUsize>,
+    durable: AtomicBool,
+}
+
+/// The in-memory size of a record's tensors (what the queue's byte bound counts).
+fn size_of(item: &LogItem) -> usize {
+    let data = |t: &Tensor| match &t.data {
+        Data::Bool(v) => v.len(),
+        Data::Int32(v) => 4 * v.len(),
+        Data::Fp32(v) => 4 * v.len(),
+        Data::Int64(v) => 8 * v.len(),
+        Data::Fp64(v) => 8 * v.len(),
+        Data::Bytes(v) => v.iter().map(|s| s.len() + 24).sum(),
+    };
+    item.inputs.iter().chain(&item.outputs).map(data).sum::<usize>() + item.context.as_ref().map_or(0, String::len) + 256
 }
 
 impl Default for PredictionLog {
@@ -48,13 +77,55 @@ impl Default for PredictionLog {
 impl PredictionLog {
     pub fn new() -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        Self { tx, rx: Mutex::new(Some(rx)) }
+        Self { tx, rx: Mutex::new(Some(rx)), queued_bytes: Arc::new(AtomicUsize::new(0)), durable: AtomicBool::new(false) }
     }
 
-    pub fn push(&self, metrics: &Metrics, item: LogItem) {
-        if self.tx.try_send(item).is_err() {
+    /// Durable mode: answers wait for their records to be committed.
+    pub fn set_durable(&self, durable: bool) {
+        self.durable.store(durable, Relaxed);
+    }
+
+    pub fn is_durable(&self) -> bool {
+        self.durable.load(Relaxed)
+    }
+
+    /// Queues a record; `Err` when the queue is full (in records or bytes), counted as dropped.
+    fn enqueue(&self, metrics: &Metrics, item: LogItem, ack: Option<oneshot::Sender<bool>>) -> Result<(), ()> {
+        let bytes = size_of(&item);
+        if self.queued_bytes.fetch_add(bytes, Relaxed) + bytes > QUEUE_BYTES {
+            self.queued_bytes.fetch_sub(bytes, Relaxed);
             metrics.log_dropped.fetch_add(1, Relaxed);
+            return Err(());
         }
+        if self.tx.try_send(Queued { item, bytes, ack }).is_err() {
+            self.queued_bytes.fetch_sub(bytes, Relaxed);
+            metrics.log_dropped.fetch_add(1, Relaxed);
+            return Err(());
+        }
+        Ok(())
+    }
+
+    /// Logs a shadow copy: never waited for; dropped (and counted) when the queue is full.
+    pub fn push(&self, metrics: &Metrics, item: LogItem) {
+        let _ = self.enqueue(metrics, item, None);
+    }
+
+    /// Logs an answered prediction. Fast mode: as [`push`](Self::push), and `Ok(None)`.
+    /// Durable mode: `Ok(Some(receiver))`, told once the record is committed, or `Err` when the
+    /// queue is full — the request must then not be answered.
+    pub fn push_answered(&self, metrics: &Metrics, item: LogItem) -> Result<Option<oneshot::Receiver<bool>>, ()> {
+        if !self.is_durable() {
+            self.push(metrics, item);
+            return Ok(None);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(metrics, item, Some(tx))?;
+        Ok(Some(rx))
+    }
+
+    /// Bytes of tensors waiting to be written.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Relaxed)
     }
 
     pub fn depth(&self) -> usize {
@@ -69,12 +140,27 @@ impl PredictionLog {
     pub fn start(&self, store: Arc<dyn MetadataStore>, serving: Arc<Serving>) {
         let Some(mut rx) = self.rx.lock().expect("log lock").take() else { return };
         let serving = Arc::downgrade(&serving);
+        let queued_bytes = self.queued_bytes.clone();
         tokio::spawn(async move {
-            let mut items = Vec::with_capacity(BATCH);
-            while rx.recv_many(&mut items, BATCH).await > 0 {
-                let records: Vec<PredictionRecord> = items.drain(..).map(record).collect();
+            let mut batch = Vec::with_capacity(BATCH);
+            while rx.recv_many(&mut batch, BATCH).await > 0 {
+                let mut acks = Vec::new();
+                let mut bytes = 0;
+                let records: Vec<PredictionRecord> = batch
+                    .drain(..)
+                    .map(|q| {
+                        bytes += q.bytes;
+                        acks.extend(q.ack);
+                        record(q.item)
+                    })
+                    .collect();
                 let n = records.len() as u64;
                 let result = store.log_predictions(&records).await;
+                drop(records);
+                queued_bytes.fetch_sub(bytes, Relaxed);
+                for ack in acks {
+                    let _ = ack.send(result.is_ok());
+                }
                 let Some(s) = serving.upgrade() else { return };
                 match result {
                     Ok(()) => s.metrics.log_written.fetch_add(n, Relaxed),

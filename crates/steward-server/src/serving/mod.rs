@@ -155,6 +155,10 @@ impl Admission {
     }
 }
 
+/// A scoring request's response, and (durable mode) the receiver told when its prediction's
+/// log record is committed.
+pub type Scored = (axum::response::Response, Option<tokio::sync::oneshot::Receiver<bool>>);
+
 /// A place in the scoring queue (see [`Serving::admit`]); given back when dropped.
 pub struct Ticket<'a> {
     admission: &'a Admission,
@@ -203,6 +207,8 @@ pub struct Answer {
     pub outputs: Vec<Tensor>,
     /// When asked for: per row, the features that pushed it towards the adverse outcome.
     pub reason_codes: Option<Vec<Vec<Reason>>>,
+    /// Durable mode: told once the prediction's log record is committed; the answer waits.
+    pub logged: Option<tokio::sync::oneshot::Receiver<bool>>,
 }
 
 /// The raw feature columns an explainer needs, from the request's named input tensors.
@@ -491,7 +497,9 @@ impl Serving {
 
     /// Reads a scoring request's body (within its route's limit) and runs its work (parsing,
     /// inference, encoding) under admission control (see [`Admission`]).
-    pub async fn score(&self, req: axum::extract::Request, work: impl FnOnce(axum::http::HeaderMap, bytes::Bytes) -> Result<axum::response::Response, InferError> + Send + 'static) -> axum::response::Response {
+    /// `work` answers with the response and, in durable mode, the receiver told when the
+    /// prediction's record is committed: the response waits for it.
+    pub async fn score(&self, req: axum::extract::Request, work: impl FnOnce(axum::http::HeaderMap, bytes::Bytes) -> Result<Scored, InferError> + Send + 'static) -> axum::response::Response {
         use axum::extract::FromRequest as _;
         use axum::response::IntoResponse as _;
         let ticket = match self.admit() {
@@ -503,7 +511,17 @@ impl Serving {
             Ok(b) => b,
             Err(e) => return InferError::BadInput(format!("could not read the request body: {e}")).into_response(),
         };
-        ticket.run(move || work(headers, body)).await.unwrap_or_else(axum::response::IntoResponse::into_response)
+        let (response, logged) = match ticket.run(move || work(headers, body)).await {
+            Ok(scored) => scored,
+            Err(e) => return e.into_response(),
+        };
+        match logged {
+            None => response,
+            Some(committed) => match committed.await {
+                Ok(true) => response,
+                _ => InferError::Overloaded("the prediction could not be written to the log, and in durable mode it is not answered unlogged; retry".into()).into_response(),
+            },
+        }
     }
 
     /// The inference path of every protocol: route, validate, evaluate, log, shadow.    /// The inference path of every protocol: route, validate, evaluate, log, shadow.
@@ -537,9 +555,27 @@ impl Serving {
         };
         let prediction_id = uuid::Uuid::new_v4().simple().to_string();
         let now = now_ms();
-        if let Some(shadow) = routes.shadow.clone() {
-            let (me, parent, inputs, context, deployment) = (self.clone(), prediction_id.clone(), inputs.clone(), context.clone(), deployment.to_owned());
-            tokio::spawn(async move {
+        let shadow_inputs = routes.shadow.as_ref().map(|_| inputs.clone());
+        let logged = self
+            .log
+            .push_answered(&self.metrics, LogItem {
+                id: prediction_id.clone(),
+                deployment: deployment.to_owned(),
+                model: served.model.clone(),
+                version: served.version,
+                route: role,
+                parent_id: None,
+                time: now,
+                latency_us: elapsed.as_micros() as i64,
+                inputs,
+                outputs: outputs.clone(),
+                context: context.clone(),
+            })
+            .map_err(|()| InferError::Overloaded("the prediction log is full, and in durable mode a prediction is not answered unlogged; retry shortly".into()))?;
+        if let (Some(shadow), Some(inputs)) = (routes.shadow.clone(), shadow_inputs) {
+            // The shadow's copy is scored on the blocking pool, off the answer's path.
+            let (me, parent, deployment) = (self.clone(), prediction_id.clone(), deployment.to_owned());
+            tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
                 match shadow.runtime.predict(&inputs) {
                     Ok(outputs) => {
@@ -563,20 +599,7 @@ impl Serving {
                 }
             });
         }
-        self.log.push(&self.metrics, LogItem {
-            id: prediction_id.clone(),
-            deployment: deployment.to_owned(),
-            model: served.model.clone(),
-            version: served.version,
-            route: role,
-            parent_id: None,
-            time: now,
-            latency_us: elapsed.as_micros() as i64,
-            inputs,
-            outputs: outputs.clone(),
-            context,
-        });
-        Ok(Answer { prediction_id, route: role, model: served.model.clone(), version: served.version, outputs, reason_codes })
+        Ok(Answer { prediction_id, route: role, model: served.model.clone(), version: served.version, outputs, reason_codes, logged })
     }
 }
 

@@ -591,11 +591,24 @@ pub type Counters = HashMap<String, (u64, u64)>;
 
 /// Judges every complete window waiting on every monitor. `counters` gives each deployment's
 /// (answered, failed) request totals; `seen` keeps them as of each deployment's last window.
+/// Statistics (and parsing a spec with its reference samples) run on the blocking pool, never
+/// on the async runtime that answers requests.
+async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| Error::internal(format!("a monitor computation failed: {e}")))
+}
+
+async fn judged_off_runtime(deployment: &str, spec: &Arc<MonitorSpec>, records: Vec<PredictionRecord>, error_rate: Option<f64>) -> Result<(Vec<MonitorMetric>, Vec<Alert>)> {
+    let (d, s) = (deployment.to_owned(), spec.clone());
+    off_runtime(move || judge(&d, &s, &records, error_rate)).await
+}
+
 pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, webhooks: &[String], counters: &Counters, seen: &mut Counters) -> Result<()> {
     for state in store.monitors().await? {
         let deployment = state.deployment;
-        let spec = match serde_json::from_str::<Value>(&state.spec).map_err(|e| Error::internal(e.to_string())).and_then(MonitorSpec::parse) {
-            Ok(s) => s,
+        let text = state.spec;
+        let parsed = off_runtime(move || serde_json::from_str::<Value>(&text).map_err(|e| Error::internal(e.to_string())).and_then(MonitorSpec::parse)).await?;
+        let spec = match parsed {
+            Ok(s) => Arc::new(s),
             Err(e) => {
                 tracing::error!(deployment, "unreadable monitor spec: {}", e.message());
                 continue;
@@ -616,10 +629,10 @@ pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, webhoo
                 if records.len() < spec.window_size {
                     break;
                 }
-                let (metrics, alerts) = judge(&deployment, &spec, &records, error_rate());
-                let last = records.last().expect("a full window");
-                raised.extend(store.record_window(Window { deployment: &deployment, kind: WindowKind::Predictions, cursor: (last.time, &last.id), end: last.time, judged: PREDICTION_KINDS, repeat_ms }, &metrics, &alerts).await?);
-                (time, id) = (last.time, last.id.clone());
+                let last = records.last().map(|r| (r.time, r.id.clone())).expect("a full window");
+                let (metrics, alerts) = judged_off_runtime(&deployment, &spec, records, error_rate()).await?;
+                raised.extend(store.record_window(Window { deployment: &deployment, kind: WindowKind::Predictions, cursor: (last.0, &last.1), end: last.0, judged: PREDICTION_KINDS, repeat_ms }, &metrics, &alerts).await?);
+                (time, id) = last;
             },
             // The cursor is the next window's start, with an empty id: predictions at that
             // millisecond belong to it.
@@ -630,9 +643,10 @@ pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, webhoo
                     let end = time + width;
                     let mut records = store.predictions_after(&deployment, time, "", MAX_WINDOW_PREDICTIONS as i64).await?;
                     records.retain(|r| r.time < end);
-                    let (metrics, alerts) = if records.is_empty() { (Vec::new(), Vec::new()) } else { judge(&deployment, &spec, &records, error_rate()) };
+                    let empty = records.is_empty();
+                    let (metrics, alerts) = if empty { (Vec::new(), Vec::new()) } else { judged_off_runtime(&deployment, &spec, records, error_rate()).await? };
                     // An empty stretch is skipped to the window of the next prediction.
-                    let next = match records.is_empty() {
+                    let next = match empty {
                         true => match store.predictions_after(&deployment, end, "", 1).await?.first() {
                             Some(r) => end + (r.time - end) / width * width,
                             None => end + (now - GRACE_MS - end).max(0) / width * width,
@@ -640,7 +654,7 @@ pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, webhoo
                         false => end,
                     };
                     // An empty stretch judges nothing: it neither raises nor resolves.
-                    let judged = if records.is_empty() { &[][..] } else { PREDICTION_KINDS };
+                    let judged = if empty { &[][..] } else { PREDICTION_KINDS };
                     raised.extend(store.record_window(Window { deployment: &deployment, kind: WindowKind::Predictions, cursor: (next, ""), end, judged, repeat_ms }, &metrics, &alerts).await?);
                     time = next.max(end);
                 }
@@ -653,10 +667,11 @@ pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, webhoo
                 if labelled.len() < spec.window_size {
                     break;
                 }
-                let (metrics, alerts) = judge_labels(&deployment, &spec, &labelled);
-                let last = labelled.last().expect("a full window");
-                raised.extend(store.record_window(Window { deployment: &deployment, kind: WindowKind::Labels, cursor: (last.2, &last.0.id), end: last.2, judged: LABEL_KINDS, repeat_ms }, &metrics, &alerts).await?);
-                (time, id) = (last.2, last.0.id.clone());
+                let last = labelled.last().map(|l| (l.2, l.0.id.clone())).expect("a full window");
+                let (d, sp) = (deployment.clone(), spec.clone());
+                let (metrics, alerts) = off_runtime(move || judge_labels(&d, &sp, &labelled)).await?;
+                raised.extend(store.record_window(Window { deployment: &deployment, kind: WindowKind::Labels, cursor: (last.0, &last.1), end: last.0, judged: LABEL_KINDS, repeat_ms }, &metrics, &alerts).await?);
+                (time, id) = last;
             }
         }
         if let Some(url) = &spec.webhook_url {

@@ -133,7 +133,7 @@ pub async fn infer(State(s): State<AppState>, Path(params): Path<Vec<(String, St
     serving.score(req, move |headers, body| infer_inner(&s, &name, &headers, &body)).await
 }
 
-fn infer_inner(s: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response, InferError> {
+fn infer_inner(s: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<super::Scored, InferError> {
     let (head, binary) = match headers.get(HEADER_LENGTH) {
         Some(v) => {
             let n: usize = v.to_str().ok().and_then(|v| v.parse().ok()).ok_or_else(|| bad("Inference-Header-Content-Length is not a number"))?;
@@ -148,7 +148,8 @@ fn infer_inner(s: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Re
     let key = routing_key(headers, parameters);
     let context = parameters.and_then(|p| p.get("context")).map(Value::to_string);
     let reasons = reason_count(parameters.and_then(|p| p.get("reason_codes")))?;
-    let answer = s.serving.infer(name, key.as_deref(), inputs, context, reasons)?;
+    let mut answer = s.serving.infer(name, key.as_deref(), inputs, context, reasons)?;
+    let logged = answer.logged.take();
 
     let all_binary = parameters.and_then(|p| p.get("binary_data_output")).and_then(Value::as_bool).unwrap_or(false);
     let wanted: Vec<(&Tensor, bool)> = match req.get("outputs").and_then(Value::as_array) {
@@ -206,7 +207,7 @@ fn infer_inner(s: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Re
     if let Ok(v) = HeaderValue::from_str(&answer.prediction_id) {
         response.headers_mut().insert("x-steward-prediction-id", v);
     }
-    Ok(response)
+    Ok((response, logged))
 }
 
 /// `reason_codes`: `true` for the default number per row, or a number (0 for none).

@@ -121,7 +121,8 @@ pub async fn v1_predict(State(s): State<AppState>, Path(target): Path<String>, r
         };
         let key = routing_key(&headers, req.get("parameters").and_then(Value::as_object));
         let reasons = super::oip::reason_count(req.get("parameters").and_then(|p| p.get("reason_codes")))?;
-        let answer = s.serving.infer(name, key.as_deref(), inputs, req.get("context").map(Value::to_string), reasons)?;
+        let mut answer = s.serving.infer(name, key.as_deref(), inputs, req.get("context").map(Value::to_string), reasons)?;
+        let logged = answer.logged.take();
         let predictions: Vec<Value> = match answer.outputs.as_slice() {
             [only] => (0..rows(&answer)).map(|r| row_json(only, r)).collect(),
             _ => row_records(&answer),
@@ -130,7 +131,7 @@ pub async fn v1_predict(State(s): State<AppState>, Path(target): Path<String>, r
         if let Some(codes) = &answer.reason_codes {
             body["reason_codes"] = json!(codes);
         }
-        Ok(with_id(axum::Json(body).into_response(), &answer))
+        Ok((with_id(axum::Json(body).into_response(), &answer), logged))
     })
     .await
 }
@@ -177,12 +178,13 @@ pub async fn invocations(State(s): State<AppState>, Path(name): Path<String>, re
             return Err(InferError::BadInput(format!("content type '{content_type}' is not supported: use application/json or text/csv")));
         };
         let key = routing_key(&headers, None);
-        let answer = s.serving.infer(&name, key.as_deref(), inputs, context, reasons)?;
+        let mut answer = s.serving.infer(&name, key.as_deref(), inputs, context, reasons)?;
+        let logged = answer.logged.take();
         let mut body = json!({ "predictions": row_records(&answer) });
         if let Some(codes) = &answer.reason_codes {
             body["reason_codes"] = json!(codes);
         }
-        Ok(with_id((StatusCode::OK, axum::Json(body)).into_response(), &answer))
+        Ok((with_id((StatusCode::OK, axum::Json(body)).into_response(), &answer), logged))
     })
     .await
 }
