@@ -115,15 +115,34 @@ pub struct DeploymentSpec {
     /// that now belongs to another model (deleted and created again) is refused at load.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub model_ids: std::collections::BTreeMap<String, String>,
+    /// The most rows one scoring request may hold ([`DEFAULT_MAX_ROWS`] when unset); a larger
+    /// request is refused (413) as soon as the row past it is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows_per_request: Option<u64>,
 }
 
+/// Rows per scoring request when a deployment sets no limit of its own.
+pub const DEFAULT_MAX_ROWS: u64 = 1_000_000;
+/// The largest limit a deployment may set.
+pub const MAX_ROWS_CEILING: u64 = 100_000_000;
+
 impl DeploymentSpec {
+    /// The rows one scoring request may hold.
+    pub fn max_rows(&self) -> usize {
+        self.max_rows_per_request.unwrap_or(DEFAULT_MAX_ROWS) as usize
+    }
+
     pub fn validate(&self) -> Result<()> {
         check_deployment_name(&self.name)?;
         if let Some(c) = &self.challenger
             && c.weight > 100
         {
             return Err(Error::invalid(format!("challenger weight {} is not a percentage (0-100)", c.weight)));
+        }
+        if let Some(n) = self.max_rows_per_request
+            && !(1..=MAX_ROWS_CEILING).contains(&n)
+        {
+            return Err(Error::invalid(format!("max_rows_per_request {n} is out of range (1-{MAX_ROWS_CEILING})")));
         }
         Ok(())
     }
@@ -266,6 +285,7 @@ mod tests {
             shadow: None,
             fallback: None,
             model_ids: Default::default(),
+            max_rows_per_request: None,
         };
         let challenger = (0..100).filter(|&d| spec.route(None, d) == RouteRole::Challenger).count();
         assert_eq!(challenger, 10);

@@ -68,34 +68,35 @@ impl Frame {
 
     /// The model inputs this frame stands for.
     pub fn to_inputs(&self, signature: &Signature) -> Result<Vec<Tensor>, RuntimeError> {
-        let named = |spec: &TensorSpec| self.columns.iter().find(|c| c.0 == spec.name);
-        let rows = self.rows();
-        if let [only] = signature.inputs.as_slice()
-            && named(only).is_none()
-        {
-            let cols = self.columns.len();
-            let mut cells = Vec::with_capacity(rows * cols);
-            for r in 0..rows {
-                for c in &self.columns {
-                    cells.push((&c.0, r, &c.1[r]));
-                }
-            }
-            let data = convert(only.datatype, cells)?;
-            return Ok(vec![Tensor::new(only.name.clone(), vec![rows, cols], data)]);
+        let names: Vec<&str> = self.columns.iter().map(|c| c.0.as_str()).collect();
+        let mut plan = InputPlan::new(&names, signature, self.rows())?;
+        for r in 0..self.rows() {
+            plan.push_row(self.columns.iter().map(|c| c.1[r].as_field()))?;
         }
-        signature
-            .inputs
-            .iter()
-            .map(|spec| {
-                let (name, cells) = named(spec).ok_or_else(|| RuntimeError::MissingInput {
-                    name: spec.name.clone(),
-                    expected: format!("one column per input: {}", signature.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")),
-                })?;
-                let data = convert(spec.datatype, cells.iter().enumerate().map(|(r, c)| (name, r, c)).collect())?;
-                let shape = if spec.shape.len() == 1 { vec![rows] } else { vec![rows, 1] };
-                Ok(Tensor::new(spec.name.clone(), shape, data))
-            })
-            .collect()
+        Ok(plan.finish())
+    }
+
+    /// Reads CSV with a header row straight into the model's inputs, row by row: no cell is
+    /// held as text, so memory is the tensors' (plus one record). More than `max_rows` data
+    /// rows is an error, raised as the row past the limit is read.
+    pub fn csv_inputs(reader: impl std::io::Read, what: &str, signature: &Signature, max_rows: usize) -> Result<Vec<Tensor>, RuntimeError> {
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
+        let header = reader.headers().map_err(|e| RuntimeError::BadValue(format!("{what}: reading the header: {e}")))?.clone();
+        let names: Vec<&str> = header.iter().collect();
+        let mut plan = InputPlan::new(&names, signature, 0)?;
+        let mut record = csv::StringRecord::new();
+        let mut line = 0;
+        while reader.read_record(&mut record).map_err(|e| RuntimeError::BadValue(format!("{what}: data row {}: {e}", line + 1)))? {
+            line += 1;
+            if line > max_rows {
+                return Err(RuntimeError::TooManyRows { max: max_rows });
+            }
+            if record.len() != names.len() {
+                return Err(RuntimeError::BadValue(format!("{what}: data row {line} has {} fields, the header has {}", record.len(), names.len())));
+            }
+            plan.push_row(record.iter().map(|f| if f.is_empty() { Field::Null } else { Field::Text(f) }))?;
+        }
+        Ok(plan.finish())
     }
 
     /// Output tensors as columns (see [`output_columns`]).
@@ -136,50 +137,160 @@ fn cell(data: &Data, i: usize) -> Cell {
     }
 }
 
-fn bad(column: &str, row: usize, cell: &Cell, want: DType) -> RuntimeError {
-    RuntimeError::BadValue(format!("column '{column}' row {row}: {cell:?} is not a {want} value"))
+/// A cell as conversion sees it, borrowed: from a [`Cell`] or straight from a CSV record.
+#[derive(Debug, Clone, Copy)]
+pub enum Field<'a> {
+    Null,
+    Num(f64),
+    Text(&'a str),
+    Bool(bool),
 }
 
-fn number(column: &str, row: usize, cell: &Cell, want: DType) -> Result<f64, RuntimeError> {
-    match cell {
-        Cell::Num(v) => Ok(*v),
-        Cell::Null => Ok(f64::NAN),
-        Cell::Bool(b) => Ok(f64::from(u8::from(*b))),
-        Cell::Text(s) if s.trim().is_empty() => Ok(f64::NAN),
-        Cell::Text(s) => s.trim().parse::<f64>().map_err(|_| bad(column, row, cell, want)),
+impl Cell {
+    pub fn as_field(&self) -> Field<'_> {
+        match self {
+            Cell::Null => Field::Null,
+            Cell::Num(v) => Field::Num(*v),
+            Cell::Text(s) => Field::Text(s),
+            Cell::Bool(b) => Field::Bool(*b),
+        }
     }
 }
 
-fn integer(column: &str, row: usize, cell: &Cell, want: DType) -> Result<i64, RuntimeError> {
-    let v = number(column, row, cell, want)?;
+/// Which columns feed which input, decided from the header alone, and the inputs' buffers
+/// filled row by row. A model whose inputs are named after columns takes each column as a
+/// `[rows, 1]` (or `[rows]`) tensor; a model with one input not named after a column takes
+/// every column, in order, as a `[rows, columns]` matrix.
+struct InputPlan {
+    /// Per input: its spec, its buffer and the column it reads (`None`: every column).
+    inputs: Vec<(TensorSpec, Data, Option<usize>)>,
+    columns: Vec<String>,
+    rows: usize,
+}
+
+impl InputPlan {
+    fn new(columns: &[&str], signature: &Signature, rows_hint: usize) -> Result<Self, RuntimeError> {
+        let position = |spec: &TensorSpec| columns.iter().position(|c| *c == spec.name);
+        let inputs = match signature.inputs.as_slice() {
+            [only] if position(only).is_none() => vec![(only.clone(), empty(only.datatype, rows_hint * columns.len()), None)],
+            specs => specs
+                .iter()
+                .map(|spec| {
+                    let col = position(spec).ok_or_else(|| RuntimeError::MissingInput {
+                        name: spec.name.clone(),
+                        expected: format!("one column per input: {}", signature.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")),
+                    })?;
+                    Ok((spec.clone(), empty(spec.datatype, rows_hint), Some(col)))
+                })
+                .collect::<Result<_, RuntimeError>>()?,
+        };
+        Ok(Self { inputs, columns: columns.iter().map(|c| c.to_string()).collect(), rows: 0 })
+    }
+
+    /// Converts one row's fields (one per column, in header order) into the buffers.
+    fn push_row<'a>(&mut self, fields: impl Iterator<Item = Field<'a>>) -> Result<(), RuntimeError> {
+        let row = self.rows;
+        let mut fields = fields;
+        match self.inputs.as_mut_slice() {
+            [(spec, data, None)] => {
+                for (c, f) in fields.by_ref().enumerate() {
+                    push(data, spec.datatype, &self.columns[c], row, f)?;
+                }
+            }
+            inputs => {
+                let fields: Vec<Field<'a>> = fields.collect();
+                for (spec, data, col) in inputs.iter_mut() {
+                    let c = col.expect("named inputs read one column");
+                    push(data, spec.datatype, &self.columns[c], row, fields[c])?;
+                }
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> Vec<Tensor> {
+        let (rows, cols) = (self.rows, self.columns.len());
+        self.inputs
+            .into_iter()
+            .map(|(spec, data, col)| {
+                let shape = match col {
+                    None => vec![rows, cols],
+                    Some(_) if spec.shape.len() == 1 => vec![rows],
+                    Some(_) => vec![rows, 1],
+                };
+                Tensor::new(spec.name, shape, data)
+            })
+            .collect()
+    }
+}
+
+fn empty(want: DType, capacity: usize) -> Data {
+    match want {
+        DType::Fp32 => Data::Fp32(Vec::with_capacity(capacity)),
+        DType::Fp64 => Data::Fp64(Vec::with_capacity(capacity)),
+        DType::Int64 => Data::Int64(Vec::with_capacity(capacity)),
+        DType::Int32 => Data::Int32(Vec::with_capacity(capacity)),
+        DType::Bool => Data::Bool(Vec::with_capacity(capacity)),
+        DType::Bytes => Data::Bytes(Vec::with_capacity(capacity)),
+    }
+}
+
+fn bad(column: &str, row: usize, field: Field, want: DType) -> RuntimeError {
+    let shown = match field {
+        Field::Null => "an empty value".to_string(),
+        Field::Num(v) => v.to_string(),
+        Field::Text(s) => format!("{s:?}"),
+        Field::Bool(b) => b.to_string(),
+    };
+    RuntimeError::BadValue(format!("column '{column}' row {row}: {shown} is not a {want} value"))
+}
+
+fn number(column: &str, row: usize, field: Field, want: DType) -> Result<f64, RuntimeError> {
+    match field {
+        Field::Num(v) => Ok(v),
+        Field::Null => Ok(f64::NAN),
+        Field::Bool(b) => Ok(f64::from(u8::from(b))),
+        Field::Text(s) if s.trim().is_empty() => Ok(f64::NAN),
+        Field::Text(s) => s.trim().parse::<f64>().map_err(|_| bad(column, row, field, want)),
+    }
+}
+
+fn integer(column: &str, row: usize, field: Field, want: DType) -> Result<i64, RuntimeError> {
+    let v = number(column, row, field, want)?;
     if v.fract() != 0.0 || !v.is_finite() || v.abs() > 9.007_199_254_740_992e15 {
-        return Err(bad(column, row, cell, want));
+        return Err(bad(column, row, field, want));
     }
     Ok(v as i64)
 }
 
-fn convert(want: DType, cells: Vec<(&String, usize, &Cell)>) -> Result<Data, RuntimeError> {
-    macro_rules! collect {
-        ($f:expr) => {
-            cells.iter().map(|&(c, r, cell)| $f(c, r, cell)).collect::<Result<Vec<_>, RuntimeError>>()?
-        };
+/// Appends one field to an input's buffer, converted to the input's type. A finite number
+/// beyond FP32's range is refused, not made infinite.
+fn push(data: &mut Data, want: DType, column: &str, row: usize, field: Field) -> Result<(), RuntimeError> {
+    match data {
+        Data::Fp32(v) => {
+            let x = number(column, row, field, want)?;
+            let y = x as f32;
+            if x.is_finite() && !y.is_finite() {
+                return Err(RuntimeError::BadValue(format!("column '{column}' row {row}: {x} is beyond the range of FP32")));
+            }
+            v.push(y);
+        }
+        Data::Fp64(v) => v.push(number(column, row, field, want)?),
+        Data::Int64(v) => v.push(integer(column, row, field, want)?),
+        Data::Int32(v) => v.push(integer(column, row, field, want).and_then(|x| i32::try_from(x).map_err(|_| bad(column, row, field, want)))?),
+        Data::Bool(v) => v.push(match field {
+            Field::Bool(b) => b,
+            Field::Num(x) if x == 0.0 || x == 1.0 => x == 1.0,
+            Field::Text(s) if s == "true" || s == "false" => s == "true",
+            _ => return Err(bad(column, row, field, want)),
+        }),
+        Data::Bytes(v) => v.push(match field {
+            Field::Text(s) => s.to_owned(),
+            Field::Num(x) => x.to_string(),
+            Field::Bool(b) => b.to_string(),
+            Field::Null => String::new(),
+        }),
     }
-    Ok(match want {
-        DType::Fp32 => Data::Fp32(collect!(|c, r, cell| number(c, r, cell, want).map(|v| v as f32))),
-        DType::Fp64 => Data::Fp64(collect!(|c, r, cell| number(c, r, cell, want))),
-        DType::Int64 => Data::Int64(collect!(|c, r, cell| integer(c, r, cell, want))),
-        DType::Int32 => Data::Int32(collect!(|c, r, cell| integer(c, r, cell, want).and_then(|v| i32::try_from(v).map_err(|_| bad(c, r, cell, want))))),
-        DType::Bool => Data::Bool(collect!(|c: &str, r, cell: &Cell| match cell {
-            Cell::Bool(b) => Ok(*b),
-            Cell::Num(v) if *v == 0.0 || *v == 1.0 => Ok(*v == 1.0),
-            Cell::Text(s) if s == "true" || s == "false" => Ok(s == "true"),
-            _ => Err(bad(c, r, cell, want)),
-        })),
-        DType::Bytes => Data::Bytes(collect!(|_c: &str, _r, cell: &Cell| Ok::<_, RuntimeError>(match cell {
-            Cell::Text(s) => s.clone(),
-            Cell::Num(v) => v.to_string(),
-            Cell::Bool(b) => b.to_string(),
-            Cell::Null => String::new(),
-        }))),
-    })
+    Ok(())
 }

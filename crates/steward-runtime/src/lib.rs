@@ -35,6 +35,8 @@ pub enum RuntimeError {
     MissingValues { name: String },
     #[error("input rejected by the model: {0}")]
     BadValue(String),
+    #[error("the request holds more than {max} rows, this deployment's limit per request (max_rows_per_request)")]
+    TooManyRows { max: usize },
     #[error("inference failed: {0}")]
     Eval(String),
 }

@@ -17,6 +17,7 @@ pub mod reasoner;
 mod artifacts;
 mod auth;
 mod error;
+pub mod memory;
 pub mod openapi;
 mod registry;
 mod request;
@@ -173,6 +174,7 @@ pub async fn serve_with(
     header_read_timeout: std::time::Duration,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
+    memory::configure();
     state.serving.start();
     if let Some(a) = &state.anchor {
         a.start(state.store.clone());

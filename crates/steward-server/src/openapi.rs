@@ -131,6 +131,9 @@ fn model_ref() -> Value {
 fn challenger() -> Value {
     obj(&[("model", model_ref()), ("weight", json!({ "type": "integer", "minimum": 0, "maximum": 100 }))], &["model"])
 }
+fn max_rows() -> Value {
+    json!({ "type": "integer", "minimum": 1, "maximum": steward_core::serving::MAX_ROWS_CEILING })
+}
 fn deployment() -> Value {
     let route = obj(&[("role", json!({ "enum": ["champion", "challenger", "shadow"] })), ("model", string()), ("version", int()), ("weight", int())], &["role", "model", "version"]);
     obj(
@@ -141,6 +144,7 @@ fn deployment() -> Value {
             ("shadow", string()),
             ("fallback", string()),
             ("model_ids", json!({ "type": "object", "additionalProperties": { "type": "string" } })),
+            ("max_rows_per_request", int()),
             ("routes", array(route)),
             ("state", json!({ "enum": ["not loaded", "failed"] })),
             ("error", string()),
@@ -273,7 +277,7 @@ pub const DEPLOYMENTS: Doc = Doc { summary: "Every deployment with the versions 
 pub const CREATE_DEPLOYMENT: Doc = Doc {
     summary: "Deploy an approved version (a protected alias, or a version holding one) under a name",
     query: &[],
-    body: Some(|| body(&[("name", string()), ("model", model_ref()), ("challenger", challenger()), ("shadow", model_ref())], &["name", "model"])),
+    body: Some(|| body(&[("name", string()), ("model", model_ref()), ("challenger", challenger()), ("shadow", model_ref()), ("max_rows_per_request", max_rows())], &["name", "model"])),
     answer: Answer::Json(|| one("deployment", deployment())),
 };
 pub const DEPLOYMENT: Doc = Doc { summary: "A deployment and the versions its routes serve", query: &[], body: None, answer: Answer::Json(|| one("deployment", deployment())) };
@@ -282,7 +286,9 @@ pub const UPDATE_DEPLOYMENT: Doc = Doc {
     query: &[],
     body: Some(|| {
         body(
-            &[("name", string()), ("model", model_ref()), ("challenger", json!({ "oneOf": [challenger(), { "type": "null" }] })), ("shadow", json!({ "oneOf": [model_ref(), { "type": "null" }] }))],
+            &[("name", string()), ("model", model_ref()), ("challenger", json!({ "oneOf": [challenger(), { "type": "null" }] })), ("shadow", json!({ "oneOf": [model_ref(), { "type": "null" }] })),
+                ("max_rows_per_request", json!({ "oneOf": [max_rows(), { "type": "null" }] })),
+            ],
             &[],
         )
     }),

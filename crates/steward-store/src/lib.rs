@@ -155,7 +155,7 @@ pub trait ServingStore: Send + Sync {
     /// ledger entry, both carrying the same reason.
     async fn promote(&self, audit: &Audit, spec: &DeploymentSpec, model: &str, alias: &str, version: i64) -> Result<Deployment>;
     /// Appends prediction records, all or none.
-    async fn log_predictions(&self, records: &[PredictionRecord]) -> Result<()>;
+    async fn log_predictions(&self, records: Vec<PredictionRecord>) -> Result<()>;
     /// Records ground truth; every prediction id must exist. All or none.
     async fn record_feedback(&self, feedback: &[Feedback]) -> Result<()>;
     /// One prediction with its feedback label, if any.

@@ -24,8 +24,8 @@ fn model_ref(path: &str, v: &Value) -> Result<ModelRef, Error> {
 /// remove), `shadow` (a model URI or null).
 fn apply(spec: &mut DeploymentSpec, body: &Map<String, Value>) -> Result<(), Error> {
     for key in body.keys() {
-        if !matches!(key.as_str(), "name" | "model" | "challenger" | "shadow" | "steward_reason") {
-            return Err(Error::invalid(format!("unknown deployment field '{key}' (fields: name, model, challenger, shadow)")));
+        if !matches!(key.as_str(), "name" | "model" | "challenger" | "shadow" | "max_rows_per_request" | "steward_reason") {
+            return Err(Error::invalid(format!("unknown deployment field '{key}' (fields: name, model, challenger, shadow, max_rows_per_request)")));
         }
     }
     if let Some(m) = body.get("model") {
@@ -49,6 +49,11 @@ fn apply(spec: &mut DeploymentSpec, body: &Map<String, Value>) -> Result<(), Err
         Some(Value::Null) => spec.shadow = None,
         Some(v) => spec.shadow = Some(model_ref("shadow", v)?),
     }
+    match body.get("max_rows_per_request") {
+        None => {}
+        Some(Value::Null) => spec.max_rows_per_request = None,
+        Some(v) => spec.max_rows_per_request = Some(v.as_u64().ok_or_else(|| Error::invalid(format!("'max_rows_per_request' must be a positive whole number, got {v}")))?),
+    }
     Ok(())
 }
 
@@ -60,7 +65,7 @@ pub async fn create(State(s): State<AppState>, f: Fields) -> ApiResult<Json<Valu
     let name = f.str("name")?;
     let body = body(&f);
     let model = model_ref("model", body.get("model").ok_or_else(|| Error::invalid("missing value for required parameter 'model'"))?)?;
-    let mut spec = DeploymentSpec { name, model, challenger: None, shadow: None, fallback: None, model_ids: Default::default() };
+    let mut spec = DeploymentSpec { name, model, challenger: None, shadow: None, fallback: None, model_ids: Default::default(), max_rows_per_request: None };
     apply(&mut spec, &body)?;
     spec.validate()?;
     govern(&s, &f, None, &spec).await?;

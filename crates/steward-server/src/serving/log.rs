@@ -9,13 +9,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use steward_core::serving::{PredictionRecord, RouteRole};
 use steward_runtime::{Data, Tensor};
 use steward_store::MetadataStore;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Serving;
+use super::tensors::LoggedTensors;
 use super::metrics::Metrics;
 
 /// Records the queue holds before it drops new ones.
@@ -146,17 +147,19 @@ impl PredictionLog {
             while rx.recv_many(&mut batch, BATCH).await > 0 {
                 let mut acks = Vec::new();
                 let mut bytes = 0;
-                let records: Vec<PredictionRecord> = batch
+                let items: Vec<LogItem> = batch
                     .drain(..)
                     .map(|q| {
                         bytes += q.bytes;
                         acks.extend(q.ack);
-                        record(q.item)
+                        q.item
                     })
                     .collect();
+                // Encoding is CPU work (a large request's record is tens of MB of JSON): off the runtime.
+                let Ok(records) = tokio::task::spawn_blocking(move || items.into_iter().map(record).collect::<Vec<PredictionRecord>>()).await else { return };
+                let _give_back = (bytes >= crate::memory::LARGE).then_some(crate::memory::GiveBack);
                 let n = records.len() as u64;
-                let result = store.log_predictions(&records).await;
-                drop(records);
+                let result = store.log_predictions(records).await;
                 queued_bytes.fetch_sub(bytes, Relaxed);
                 for ack in acks {
                     let _ = ack.send(result.is_ok());
@@ -184,28 +187,13 @@ fn record(item: LogItem) -> PredictionRecord {
         parent_id: item.parent_id,
         time: item.time,
         latency_us: item.latency_us,
-        inputs: tensors_json(&item.inputs).to_string(),
-        outputs: tensors_json(&item.outputs).to_string(),
+        inputs: serde_json::to_string(&LoggedTensors(&item.inputs)).expect("tensors serialise"),
+        outputs: serde_json::to_string(&LoggedTensors(&item.outputs)).expect("tensors serialise"),
         context: item.context,
     }
 }
 
-/// `{name: {"shape": [...], "data": [...]}}`; NaN as null.
+/// `{name: {"shape": [...], "data": [...]}}`, as the log stores it; NaN as null.
 pub fn tensors_json(tensors: &[Tensor]) -> Value {
-    let mut m = Map::new();
-    for t in tensors {
-        m.insert(t.name.clone(), json!({ "shape": t.shape, "data": data_json(&t.data) }));
-    }
-    Value::Object(m)
-}
-
-pub fn data_json(d: &Data) -> Value {
-    match d {
-        Data::Bool(v) => json!(v),
-        Data::Int32(v) => json!(v),
-        Data::Int64(v) => json!(v),
-        Data::Fp32(v) => json!(v),
-        Data::Fp64(v) => json!(v),
-        Data::Bytes(v) => json!(v),
-    }
+    serde_json::to_value(LoggedTensors(tensors)).expect("tensors serialise")
 }

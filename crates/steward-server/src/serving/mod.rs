@@ -108,6 +108,8 @@ impl Routes {
 pub enum InferError {
     UnknownDeployment(String),
     BadInput(String),
+    /// More rows than the deployment takes in one request (413).
+    TooLarge(String),
     /// Scoring is at capacity: every turn taken and the queue full (503, retry after a second).
     Overloaded(String),
     Internal(String),
@@ -118,6 +120,7 @@ impl InferError {
         match self {
             Self::UnknownDeployment(_) => 404,
             Self::BadInput(_) => 400,
+            Self::TooLarge(_) => 413,
             Self::Overloaded(_) => 503,
             Self::Internal(_) => 500,
         }
@@ -125,7 +128,7 @@ impl InferError {
 
     pub fn message(&self) -> &str {
         match self {
-            Self::UnknownDeployment(m) | Self::BadInput(m) | Self::Overloaded(m) | Self::Internal(m) => m,
+            Self::UnknownDeployment(m) | Self::BadInput(m) | Self::TooLarge(m) | Self::Overloaded(m) | Self::Internal(m) => m,
         }
     }
 }
@@ -153,6 +156,28 @@ impl Admission {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self::new(cores.saturating_sub(1).max(1), 4 * cores)
     }
+}
+
+/// Reads a body of at most `limit` bytes into one buffer, chunk by chunk: the peak is the body
+/// and one chunk, never the chunks and a copy of them all. A declared or actual length over
+/// the limit is refused (413) before or as it is read.
+async fn read_body(req: axum::extract::Request, limit: usize) -> Result<bytes::Bytes, InferError> {
+    use futures::StreamExt as _;
+    let too_large = || InferError::TooLarge(format!("the request body is larger than {limit} bytes, the limit for scoring"));
+    let declared = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0));
+    let mut stream = req.into_body().into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| InferError::BadInput(format!("could not read the request body: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(bytes::Bytes::from(buf))
 }
 
 /// A scoring request's response, and (durable mode) the receiver told when its prediction's
@@ -194,7 +219,11 @@ impl Drop for Ticket<'_> {
 
 impl From<RuntimeError> for InferError {
     fn from(e: RuntimeError) -> Self {
-        if e.is_bad_input() { Self::BadInput(e.to_string()) } else { Self::Internal(e.to_string()) }
+        match e {
+            RuntimeError::TooManyRows { .. } => Self::TooLarge(e.to_string()),
+            e if e.is_bad_input() => Self::BadInput(e.to_string()),
+            e => Self::Internal(e.to_string()),
+        }
     }
 }
 
@@ -495,22 +524,23 @@ impl Serving {
         Ok(Ticket { admission: a, waiting: true })
     }
 
-    /// Reads a scoring request's body (within its route's limit) and runs its work (parsing,
+    /// Reads a scoring request's body (within `limit`) and runs its work (parsing,
     /// inference, encoding) under admission control (see [`Admission`]).
     /// `work` answers with the response and, in durable mode, the receiver told when the
     /// prediction's record is committed: the response waits for it.
     pub async fn score(&self, req: axum::extract::Request, work: impl FnOnce(axum::http::HeaderMap, bytes::Bytes) -> Result<Scored, InferError> + Send + 'static) -> axum::response::Response {
-        use axum::extract::FromRequest as _;
         use axum::response::IntoResponse as _;
         let ticket = match self.admit() {
             Ok(t) => t,
             Err(e) => return e.into_response(),
         };
         let headers = req.headers().clone();
-        let body = match bytes::Bytes::from_request(req, &()).await {
+        let body = match read_body(req, crate::SCORING_BODY_LIMIT).await {
             Ok(b) => b,
-            Err(e) => return InferError::BadInput(format!("could not read the request body: {e}")).into_response(),
+            Err(e) => return e.into_response(),
         };
+        // A large body leaves large buffers behind (tensors, the answer): give them back.
+        let _give_back = (body.len() >= crate::memory::LARGE).then_some(crate::memory::GiveBack);
         let (response, logged) = match ticket.run(move || work(headers, body)).await {
             Ok(scored) => scored,
             Err(e) => return e.into_response(),
@@ -532,6 +562,9 @@ impl Serving {
             self.metrics.unknown_deployment.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(InferError::UnknownDeployment(format!("deployment '{deployment}' does not exist")));
         };
+        if inputs.first().is_some_and(|t| t.rows() > routes.spec.max_rows()) {
+            return Err(RuntimeError::TooManyRows { max: routes.spec.max_rows() }.into());
+        }
         let role = routes.spec.route(key, fastrand::u32(0..100));
         let served = routes.served(role).clone();
         if reasons > 0 && served.explainer.is_none() {

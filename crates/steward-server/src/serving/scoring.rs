@@ -3,14 +3,15 @@
 //! `dataframe_split`, `dataframe_records`, `instances`, `inputs`, or a CSV body).
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use steward_runtime::frame::{Cell, Frame};
 use steward_runtime::{Signature, Tensor};
+use steward_train::explain::Reason;
 
 use super::oip::routing_key;
-use super::tensors::{from_nested, parse_json, row_json};
+use super::tensors::{RowRecords, RowValues, from_nested, parse_json};
 use super::{Answer, InferError};
 use crate::AppState;
 
@@ -72,8 +73,13 @@ fn tensor_inputs(sig: &Signature, v: &Value) -> Result<Vec<Tensor>, InferError> 
 }
 
 fn signature(s: &AppState, name: &str) -> Result<Signature, InferError> {
+    Ok(limits(s, name)?.0)
+}
+
+/// The champion's signature and the deployment's row limit per request.
+fn limits(s: &AppState, name: &str) -> Result<(Signature, usize), InferError> {
     let routes = s.serving.routes(name).ok_or_else(|| InferError::UnknownDeployment(format!("deployment '{name}' does not exist")))?;
-    Ok(routes.champion.runtime.signature().clone())
+    Ok((routes.champion.runtime.signature().clone(), routes.spec.max_rows()))
 }
 
 fn json_body(body: &[u8]) -> Result<Map<String, Value>, InferError> {
@@ -91,13 +97,23 @@ fn with_id(mut r: Response, answer: &Answer) -> Response {
     r
 }
 
-fn rows(answer: &Answer) -> usize {
-    answer.outputs.first().map_or(0, Tensor::rows)
+/// An answer's body, written straight from the outputs (see [`RowRecords`]).
+#[derive(serde::Serialize)]
+struct Answered<'a, P: serde::Serialize> {
+    predictions: P,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prediction_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason_codes: Option<&'a Vec<Vec<Reason>>>,
 }
 
-/// One object per row with every output.
-fn row_records(answer: &Answer) -> Vec<Value> {
-    (0..rows(answer)).map(|r| Value::Object(answer.outputs.iter().map(|t| (t.name.clone(), row_json(t, r))).collect())).collect()
+fn json_response(body: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], crate::memory::body(bytes)).into_response(),
+        Err(e) => InferError::Internal(format!("the answer could not be encoded: {e}")).into_response(),
+    }
 }
 
 pub async fn v1_model(State(s): State<AppState>, Path(name): Path<String>) -> Response {
@@ -121,17 +137,15 @@ pub async fn v1_predict(State(s): State<AppState>, Path(target): Path<String>, r
         };
         let key = routing_key(&headers, req.get("parameters").and_then(Value::as_object));
         let reasons = super::oip::reason_count(req.get("parameters").and_then(|p| p.get("reason_codes")))?;
-        let mut answer = s.serving.infer(name, key.as_deref(), inputs, req.get("context").map(Value::to_string), reasons)?;
+        let context = req.get("context").map(Value::to_string);
+        drop((req, body)); // the inputs hold what is needed: free the request before inference
+        let mut answer = s.serving.infer(name, key.as_deref(), inputs, context, reasons)?;
         let logged = answer.logged.take();
-        let predictions: Vec<Value> = match answer.outputs.as_slice() {
-            [only] => (0..rows(&answer)).map(|r| row_json(only, r)).collect(),
-            _ => row_records(&answer),
+        let body = match answer.outputs.as_slice() {
+            [only] => json_response(&Answered { predictions: RowValues(only), prediction_id: Some(&answer.prediction_id), model_version: Some(answer.version.to_string()), reason_codes: answer.reason_codes.as_ref() }),
+            outputs => json_response(&Answered { predictions: RowRecords(outputs), prediction_id: Some(&answer.prediction_id), model_version: Some(answer.version.to_string()), reason_codes: answer.reason_codes.as_ref() }),
         };
-        let mut body = json!({ "predictions": predictions, "prediction_id": answer.prediction_id, "model_version": answer.version.to_string() });
-        if let Some(codes) = &answer.reason_codes {
-            body["reason_codes"] = json!(codes);
-        }
-        Ok((with_id(axum::Json(body).into_response(), &answer), logged))
+        Ok((with_id(body, &answer), logged))
     })
     .await
 }
@@ -140,10 +154,10 @@ pub async fn v1_predict(State(s): State<AppState>, Path(target): Path<String>, r
 pub async fn invocations(State(s): State<AppState>, Path(name): Path<String>, req: axum::extract::Request) -> Response {
     let serving = s.serving.clone();
     serving.score(req, move |headers, body| {
-        let sig = signature(&s, &name)?;
+        let (sig, max_rows) = limits(&s, &name)?;
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
         let (inputs, context, reasons) = if content_type.starts_with("text/csv") {
-            (Frame::from_csv(&body[..], "the CSV body")?.to_inputs(&sig)?, None, 0)
+            (Frame::csv_inputs(&body[..], "the CSV body", &sig, max_rows)?, None, 0)
         } else if content_type.starts_with("application/json") {
             let req = json_body(&body)?;
             let fields = ["dataframe_split", "dataframe_records", "instances", "inputs"];
@@ -177,14 +191,12 @@ pub async fn invocations(State(s): State<AppState>, Path(name): Path<String>, re
         } else {
             return Err(InferError::BadInput(format!("content type '{content_type}' is not supported: use application/json or text/csv")));
         };
+        drop(body);
         let key = routing_key(&headers, None);
         let mut answer = s.serving.infer(&name, key.as_deref(), inputs, context, reasons)?;
         let logged = answer.logged.take();
-        let mut body = json!({ "predictions": row_records(&answer) });
-        if let Some(codes) = &answer.reason_codes {
-            body["reason_codes"] = json!(codes);
-        }
-        Ok((with_id((StatusCode::OK, axum::Json(body)).into_response(), &answer), logged))
+        let body = json_response(&Answered { predictions: RowRecords(&answer.outputs), prediction_id: None, model_version: None, reason_codes: answer.reason_codes.as_ref() });
+        Ok((with_id(body, &answer), logged))
     })
     .await
 }

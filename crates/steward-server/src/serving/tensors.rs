@@ -160,6 +160,90 @@ pub fn row_json(t: &Tensor, r: usize) -> Value {
     }
 }
 
+/// Element `i` written straight to a serializer, as [`element`] would make it: FP32 at its
+/// shortest (0.1, not 0.10000000149011612: the same FP32 when read back), NaN as null.
+struct Elem<'a>(&'a Data, usize);
+
+impl serde::Serialize for Elem<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Elem(d, i) = *self;
+        match d {
+            Data::Bool(v) => s.serialize_bool(v[i]),
+            Data::Int32(v) => s.serialize_i32(v[i]),
+            Data::Int64(v) => s.serialize_i64(v[i]),
+            Data::Fp32(v) => s.serialize_f32(v[i]),
+            Data::Fp64(v) => s.serialize_f64(v[i]),
+            Data::Bytes(v) => s.serialize_str(&v[i]),
+        }
+    }
+}
+
+/// Row `r` of an output, as [`row_json`] makes it, without building it.
+struct RowValue<'a>(&'a Tensor, usize);
+
+impl serde::Serialize for RowValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let RowValue(t, r) = *self;
+        let width = t.data.len() / t.rows().max(1);
+        if width == 1 && t.shape.len() <= 2 {
+            return Elem(&t.data, r).serialize(s);
+        }
+        let mut seq = s.serialize_seq(Some(width))?;
+        for i in r * width..(r + 1) * width {
+            seq.serialize_element(&Elem(&t.data, i))?;
+        }
+        seq.end()
+    }
+}
+
+/// An output's rows, one value each: what a single-output model answers per row.
+pub struct RowValues<'a>(pub &'a Tensor);
+
+impl serde::Serialize for RowValues<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((0..self.0.rows()).map(|r| RowValue(self.0, r)))
+    }
+}
+
+/// Outputs as one object per row with every output (`[{name: value, ...}, ...]`), written
+/// straight to the serializer: an answer of a million rows is never a tree of values.
+pub struct RowRecords<'a>(pub &'a [Tensor]);
+
+impl serde::Serialize for RowRecords<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Row<'a>(&'a [Tensor], usize);
+        impl serde::Serialize for Row<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(self.0.iter().map(|t| (&t.name, RowValue(t, self.1))))
+            }
+        }
+        let rows = self.0.first().map_or(0, Tensor::rows);
+        s.collect_seq((0..rows).map(|r| Row(self.0, r)))
+    }
+}
+
+/// Tensors as the prediction log stores them: `{name: {"shape": [...], "data": [...]}}`, FP32
+/// at its shortest, NaN as null.
+pub struct LoggedTensors<'a>(pub &'a [Tensor]);
+
+impl serde::Serialize for LoggedTensors<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Flat<'a>(&'a Data);
+        impl serde::Serialize for Flat<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq((0..self.0.len()).map(|i| Elem(self.0, i)))
+            }
+        }
+        #[derive(serde::Serialize)]
+        struct One<'a> {
+            shape: &'a [usize],
+            data: Flat<'a>,
+        }
+        s.collect_map(self.0.iter().map(|t| (&t.name, One { shape: &t.shape, data: Flat(&t.data) })))
+    }
+}
+
 /// Parses a request body as JSON, accepting the bare `NaN` that Python's `json` module writes
 /// for missing values (read as null, which float inputs take as NaN).
 pub fn parse_json(body: &[u8]) -> Result<Value, InferError> {

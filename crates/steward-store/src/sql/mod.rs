@@ -63,7 +63,7 @@ impl Backend {
         match self {
             Backend::Postgres => bind_all(dyn_query(sql), binds),
             Backend::Sqlite => {
-                let (sql, binds) = anonymize(&sql, &binds);
+                let (sql, binds) = anonymize(&sql, binds);
                 bind_all(dyn_query(sql), binds)
             }
         }
@@ -88,9 +88,9 @@ pub(crate) fn value_rows(rows: usize, cols: usize) -> String {
 
 /// Rewrites `$N` placeholders (outside string literals) to `?`, ordering the binds by
 /// appearance; a placeholder used twice gets its value twice.
-fn anonymize(sql: &str, binds: &[Bind]) -> (String, Vec<Bind>) {
+fn anonymize(sql: &str, binds: Vec<Bind>) -> (String, Vec<Bind>) {
     let mut out = String::with_capacity(sql.len());
-    let mut ordered = Vec::with_capacity(binds.len());
+    let mut order: Vec<usize> = Vec::with_capacity(binds.len());
     let mut in_literal = false;
     let mut chars = sql.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -107,12 +107,24 @@ fn anonymize(sql: &str, binds: &[Bind]) -> (String, Vec<Bind>) {
                 chars.next();
             }
             let n: usize = sql[i + 1..end].parse().expect("digits");
-            ordered.push(binds[n - 1].clone());
+            order.push(n - 1);
             out.push('?');
         } else {
             out.push(c);
         }
     }
+    // Each bind moves to its last use and is cloned only for earlier ones: a large value (a
+    // prediction's inputs) is not copied.
+    let mut last = vec![usize::MAX; binds.len()];
+    for (k, &n) in order.iter().enumerate() {
+        last[n] = k;
+    }
+    let mut slots: Vec<Option<Bind>> = binds.into_iter().map(Some).collect();
+    let ordered = order
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| if last[n] == k { slots[n].take().expect("a bind's last use takes it") } else { slots[n].clone().expect("used before its last use") })
+        .collect();
     (out, ordered)
 }
 
@@ -1168,7 +1180,7 @@ mod tests {
     #[test]
     fn placeholders_become_anonymous_in_appearance_order() {
         let binds = vec![Bind::I64(1), Bind::Text("two".into()), Bind::F64(3.0)];
-        let (sql, ordered) = anonymize("SELECT '$1' WHERE b = $2 AND a = $1 AND c = $3 AND d = $2", &binds);
+        let (sql, ordered) = anonymize("SELECT '$1' WHERE b = $2 AND a = $1 AND c = $3 AND d = $2", binds);
         assert_eq!(sql, "SELECT '$1' WHERE b = ? AND a = ? AND c = ? AND d = ?");
         let shown: Vec<String> = ordered.iter().map(|b| format!("{b:?}")).collect();
         assert_eq!(shown, vec!["Text(\"two\")", "I64(1)", "F64(3.0)", "Text(\"two\")"]);

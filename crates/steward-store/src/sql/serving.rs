@@ -139,30 +139,34 @@ impl ServingStore for SqlStore {
         tx.commit().await
     }
 
-    async fn log_predictions(&self, records: &[PredictionRecord]) -> Result<()> {
+    async fn log_predictions(&self, records: Vec<PredictionRecord>) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        for chunk in records.chunks(PREDICTION_CHUNK) {
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
+            // Taken by value: a large record's inputs and outputs move into the statement, not copied.
+            let chunk: Vec<PredictionRecord> = records.by_ref().take(PREDICTION_CHUNK).collect();
             let sql = format!("INSERT INTO predictions ({PREDICTION_COLUMNS}) VALUES {}", value_rows(chunk.len(), 11));
             let mut binds = Vec::with_capacity(chunk.len() * 11);
             for r in chunk {
                 binds.extend([
-                    Bind::from(r.id.as_str()),
-                    Bind::from(r.deployment.as_str()),
-                    Bind::from(r.model.as_str()),
+                    Bind::Text(r.id),
+                    Bind::Text(r.deployment),
+                    Bind::Text(r.model),
                     Bind::I64(r.version),
                     Bind::from(r.route.as_str()),
-                    Bind::OptText(r.parent_id.clone()),
+                    Bind::OptText(r.parent_id),
                     Bind::I64(r.time),
                     Bind::I64(r.latency_us),
-                    Bind::from(r.inputs.as_str()),
-                    Bind::from(r.outputs.as_str()),
-                    Bind::OptText(r.context.clone()),
+                    Bind::Text(r.inputs),
+                    Bind::Text(r.outputs),
+                    Bind::OptText(r.context),
                 ]);
             }
-            self.backend.query(sql, binds).execute(&mut *tx).await.map_err(db_error)?;
+            // Not kept prepared: a cached statement would hold its last (large) values.
+            self.backend.query(sql, binds).persistent(false).execute(&mut *tx).await.map_err(db_error)?;
         }
         tx.commit().await
     }
