@@ -3,15 +3,15 @@ raises the server's peak resident memory by less than three times the body, and 
 given back once the answer is sent. A deployment's row limit refuses a larger request with 413
 as the row past it is read."""
 
+import contextlib
 import socket
 import time
 
 import mlflow
 import requests
-from conftest import fresh_backend, start_steward, steward_bin, stop
+from conftest import fresh_backend, start_steward, stop
 from sklearn.linear_model import LogisticRegression
 from test_serving import FEATURES, data, onnx_of, register
-import subprocess
 
 MIB = 1 << 20
 
@@ -34,14 +34,24 @@ def csv_of(rows, size):
     return (header + "\n" + chunk * repeats).encode(), len(lines) * repeats
 
 
-def test_a_60_mib_csv_peaks_under_three_times_its_size_and_is_given_back(tmp_path):
+@contextlib.contextmanager
+def deployed(tmp_path, name, seed, **fields):
+    """A server of the test's own serving a logistic regression as deployment `name` (with
+    these extra deployment fields); yields (process, url, features)."""
     proc, base = start_steward(fresh_backend(tmp_path), str(tmp_path / "artifacts"))
     try:
         mlflow.set_tracking_uri(base)
-        x, y = data(seed=3)
-        register("big-csv", onnx_of(LogisticRegression(max_iter=500).fit(x, y)))
-        out = subprocess.run([steward_bin(), "deploy", "create", "big-csv", "--model", "models:/big-csv/1", "--tracking-uri", base], capture_output=True, text=True)
-        assert out.returncode == 0, out.stderr
+        x, y = data(seed=seed)
+        register(name, onnx_of(LogisticRegression(max_iter=500).fit(x, y)))
+        r = requests.post(f"{base}/api/steward/v1/deployments", json={"name": name, "model": f"models:/{name}/1", **fields})
+        assert r.status_code == 200, r.text
+        yield proc, base, x
+    finally:
+        stop(proc)
+
+
+def test_a_60_mib_csv_peaks_under_three_times_its_size_and_is_given_back(tmp_path):
+    with deployed(tmp_path, "big-csv", 3) as (proc, base, x):
         url = f"{base}/deployments/big-csv/invocations"
         small, n_small = csv_of(x[:50], 0)
         r = requests.post(url, data=small, headers={"Content-Type": "text/csv"})
@@ -73,19 +83,11 @@ def test_a_60_mib_csv_peaks_under_three_times_its_size_and_is_given_back(tmp_pat
             time.sleep(0.2)
         print(f"resident after: {rss / MIB:.0f} MiB (before: {baseline / MIB:.0f} MiB)")
         assert rss < baseline + len(body) // 2, f"the server still holds {(rss - baseline) / MIB:.0f} MiB more than before the request"
-    finally:
-        stop(proc)
 
 
 def test_a_deployment_row_limit_refuses_larger_requests_with_413(tmp_path):
-    proc, base = start_steward(fresh_backend(tmp_path), str(tmp_path / "artifacts"))
-    try:
-        mlflow.set_tracking_uri(base)
-        x, y = data(seed=4)
-        register("capped", onnx_of(LogisticRegression(max_iter=500).fit(x, y)))
-        r = requests.post(f"{base}/api/steward/v1/deployments", json={"name": "capped", "model": "models:/capped/1", "max_rows_per_request": 100})
-        assert r.status_code == 200, r.text
-        assert r.json()["deployment"]["max_rows_per_request"] == 100
+    with deployed(tmp_path, "capped", 4, max_rows_per_request=100) as (proc, base, x):
+        assert requests.get(f"{base}/api/steward/v1/deployments/capped").json()["deployment"]["max_rows_per_request"] == 100
         url = f"{base}/deployments/capped/invocations"
         ok, n = csv_of(x[:100], 0)
         assert requests.post(url, data=ok, headers={"Content-Type": "text/csv"}).status_code == 200
@@ -110,5 +112,3 @@ def test_a_deployment_row_limit_refuses_larger_requests_with_413(tmp_path):
         r = requests.patch(f"{base}/api/steward/v1/deployments/capped", json={"max_rows_per_request": None})
         assert r.status_code == 200 and "max_rows_per_request" not in r.json()["deployment"], r.text
         assert requests.post(url, data=over, headers={"Content-Type": "text/csv"}).status_code == 200
-    finally:
-        stop(proc)

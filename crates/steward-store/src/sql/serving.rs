@@ -140,34 +140,28 @@ impl ServingStore for SqlStore {
     }
 
     async fn log_predictions(&self, records: Vec<PredictionRecord>) -> Result<()> {
+        use sqlx::Connection as _;
         if records.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin().await?;
-        let mut records = records.into_iter().peekable();
-        while records.peek().is_some() {
-            // Taken by value: a large record's inputs and outputs move into the statement, not copied.
-            let chunk: Vec<PredictionRecord> = records.by_ref().take(PREDICTION_CHUNK).collect();
-            let sql = format!("INSERT INTO predictions ({PREDICTION_COLUMNS}) VALUES {}", value_rows(chunk.len(), 11));
-            let mut binds = Vec::with_capacity(chunk.len() * 11);
-            for r in chunk {
-                binds.extend([
-                    Bind::Text(r.id),
-                    Bind::Text(r.deployment),
-                    Bind::Text(r.model),
-                    Bind::I64(r.version),
-                    Bind::from(r.route.as_str()),
-                    Bind::OptText(r.parent_id),
-                    Bind::I64(r.time),
-                    Bind::I64(r.latency_us),
-                    Bind::Text(r.inputs),
-                    Bind::Text(r.outputs),
-                    Bind::OptText(r.context),
-                ]);
+        let bytes: usize = records.iter().map(|r| r.inputs.len() + r.outputs.len()).sum();
+        if bytes >= LARGE_WRITE
+            && let super::writer::Writer::Pool(pool) = &self.write
+        {
+            // A connection keeps its buffers at their largest: one that carried a large batch
+            // is closed afterwards rather than kept in the pool holding tens of MB.
+            let mut conn = pool.acquire().await.map_err(db_error)?.detach();
+            let result = async {
+                let mut tx = conn.begin().await.map_err(db_error)?;
+                self.insert_predictions(&mut tx, records).await?;
+                tx.commit().await.map_err(db_error)
             }
-            // Not kept prepared: a cached statement would hold its last (large) values.
-            self.backend.query(sql, binds).persistent(false).execute(&mut *tx).await.map_err(db_error)?;
+            .await;
+            let _ = conn.close().await;
+            return result;
         }
+        let mut tx = self.begin().await?;
+        self.insert_predictions(&mut tx, records).await?;
         tx.commit().await
     }
 
@@ -393,5 +387,39 @@ impl MonitorStore for SqlStore {
         let mut tx = self.begin().await?;
         sqlx::query("UPDATE alerts SET delivered = $1, attempts = $2 WHERE id = $3").bind(i64::from(delivered)).bind(attempts).bind(id).execute(&mut *tx).await.map_err(db_error)?;
         tx.commit().await
+    }
+}
+
+/// A prediction batch from this many bytes of inputs and outputs is written on a connection of
+/// its own, closed afterwards.
+const LARGE_WRITE: usize = 8 << 20;
+
+impl SqlStore {
+    /// Inserts predictions in chunks, each record moved into its statement.
+    async fn insert_predictions(&self, conn: &mut sqlx::AnyConnection, records: Vec<PredictionRecord>) -> Result<()> {
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
+            let chunk: Vec<PredictionRecord> = records.by_ref().take(PREDICTION_CHUNK).collect();
+            let sql = format!("INSERT INTO predictions ({PREDICTION_COLUMNS}) VALUES {}", value_rows(chunk.len(), 11));
+            let mut binds = Vec::with_capacity(chunk.len() * 11);
+            for r in chunk {
+                binds.extend([
+                    Bind::Text(r.id),
+                    Bind::Text(r.deployment),
+                    Bind::Text(r.model),
+                    Bind::I64(r.version),
+                    Bind::from(r.route.as_str()),
+                    Bind::OptText(r.parent_id),
+                    Bind::I64(r.time),
+                    Bind::I64(r.latency_us),
+                    Bind::Text(r.inputs),
+                    Bind::Text(r.outputs),
+                    Bind::OptText(r.context),
+                ]);
+            }
+            // Not kept prepared: a cached statement would hold its last (large) values.
+            self.backend.query(sql, binds).persistent(false).execute(&mut *conn).await.map_err(db_error)?;
+        }
+        Ok(())
     }
 }
