@@ -254,6 +254,12 @@ pub(crate) fn db_error(e: sqlx::Error) -> Error {
         sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001" | "5" | "517")) => {
             Error::new(ErrorCode::TemporarilyUnavailable, format!("the metadata store is busy; retry ({d})"))
         }
+        // A value PostgreSQL cannot store or read as its type: the caller's input, not a fault
+        // (NUL in text, a number out of range, text where a number belongs).
+        sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("22021" | "22P05")) => {
+            Error::invalid(format!("a value holds a character the store cannot keep (such as NUL, U+0000): {}", d.message()))
+        }
+        sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("22003" | "22P02")) => Error::invalid(format!("a value is out of range or of the wrong type: {}", d.message())),
         _ => Error::internal(format!("metadata store error: {e}")),
     }
 }
