@@ -89,11 +89,12 @@ def test_kserve_v1(fuzzed, body, path):
     check(base, s, "POST", path, json=body)
 
 
+COLUMNS = [f"f{i}" for i in range(FEATURES)]
 frame_cells = st.lists(st.one_of(numbers, st.none(), st.text(max_size=8), st.booleans()), max_size=FEATURES + 2)
 invocation = st.one_of(
     any_json,
-    st.fixed_dictionaries({"dataframe_split": st.fixed_dictionaries({}, optional={"columns": st.one_of(any_json, st.lists(st.sampled_from([f"f{i}" for i in range(FEATURES)] + ["input", "z"]), max_size=FEATURES + 1)), "data": st.one_of(any_json, st.lists(frame_cells, max_size=5)), "index": any_json})}),
-    st.fixed_dictionaries({"dataframe_records": st.one_of(any_json, st.lists(st.dictionaries(st.sampled_from([f"f{i}" for i in range(FEATURES)] + ["input"]), st.one_of(numbers, st.none(), st.text(max_size=5)), max_size=FEATURES), max_size=5))}, optional={"params": any_json}),
+    st.fixed_dictionaries({"dataframe_split": st.fixed_dictionaries({}, optional={"columns": st.one_of(any_json, st.lists(st.sampled_from(COLUMNS + ["input", "z"]), max_size=FEATURES + 1)), "data": st.one_of(any_json, st.lists(frame_cells, max_size=5)), "index": any_json})}),
+    st.fixed_dictionaries({"dataframe_records": st.one_of(any_json, st.lists(st.dictionaries(st.sampled_from(COLUMNS + ["input"]), st.one_of(numbers, st.none(), st.text(max_size=5)), max_size=FEATURES), max_size=5))}, optional={"params": any_json}),
     st.fixed_dictionaries({}, optional={"instances": any_json, "inputs": any_json, "params": any_json, "context": any_json}),
 )
 

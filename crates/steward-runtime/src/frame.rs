@@ -46,23 +46,18 @@ impl Frame {
     /// Reads CSV with a header row. Cells stay text (empty ones null); the model's signature
     /// decides their types. `what` names the source in errors.
     pub fn from_csv(reader: impl std::io::Read, what: &str) -> Result<Self, RuntimeError> {
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
-        let names: Vec<String> = reader
-            .headers()
-            .map_err(|e| RuntimeError::BadValue(format!("{what}: reading the header: {e}")))?
-            .iter()
-            .map(str::to_string)
-            .collect();
-        let mut columns: Vec<(String, Vec<Cell>)> = names.into_iter().map(|n| (n, Vec::new())).collect();
-        for (line, record) in reader.records().enumerate() {
-            let record = record.map_err(|e| RuntimeError::BadValue(format!("{what}: data row {}: {e}", line + 1)))?;
-            if record.len() != columns.len() {
-                return Err(RuntimeError::BadValue(format!("{what}: data row {} has {} fields, the header has {}", line + 1, record.len(), columns.len())));
-            }
-            for (col, field) in columns.iter_mut().zip(record.iter()) {
-                col.1.push(if field.is_empty() { Cell::Null } else { Cell::Text(field.to_string()) });
-            }
-        }
+        let columns = read_csv(
+            reader,
+            what,
+            usize::MAX,
+            |names| Ok(names.iter().map(|n| (n.to_string(), Vec::new())).collect::<Vec<(String, Vec<Cell>)>>()),
+            |columns, record| {
+                for (col, field) in columns.iter_mut().zip(record.iter()) {
+                    col.1.push(if field.is_empty() { Cell::Null } else { Cell::Text(field.to_string()) });
+                }
+                Ok(())
+            },
+        )?;
         Ok(Self { columns })
     }
 
@@ -71,7 +66,7 @@ impl Frame {
         let names: Vec<&str> = self.columns.iter().map(|c| c.0.as_str()).collect();
         let mut plan = InputPlan::new(&names, signature, self.rows())?;
         for r in 0..self.rows() {
-            plan.push_row(self.columns.iter().map(|c| c.1[r].as_field()))?;
+            plan.push_row(|c| self.columns[c].1[r].as_field())?;
         }
         Ok(plan.finish())
     }
@@ -80,22 +75,18 @@ impl Frame {
     /// held as text, so memory is the tensors' (plus one record). More than `max_rows` data
     /// rows is an error, raised as the row past the limit is read.
     pub fn csv_inputs(reader: impl std::io::Read, what: &str, signature: &Signature, max_rows: usize) -> Result<Vec<Tensor>, RuntimeError> {
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
-        let header = reader.headers().map_err(|e| RuntimeError::BadValue(format!("{what}: reading the header: {e}")))?.clone();
-        let names: Vec<&str> = header.iter().collect();
-        let mut plan = InputPlan::new(&names, signature, 0)?;
-        let mut record = csv::StringRecord::new();
-        let mut line = 0;
-        while reader.read_record(&mut record).map_err(|e| RuntimeError::BadValue(format!("{what}: data row {}: {e}", line + 1)))? {
-            line += 1;
-            if line > max_rows {
-                return Err(RuntimeError::TooManyRows { max: max_rows });
-            }
-            if record.len() != names.len() {
-                return Err(RuntimeError::BadValue(format!("{what}: data row {line} has {} fields, the header has {}", record.len(), names.len())));
-            }
-            plan.push_row(record.iter().map(|f| if f.is_empty() { Field::Null } else { Field::Text(f) }))?;
-        }
+        let plan = read_csv(
+            reader,
+            what,
+            max_rows,
+            |names| InputPlan::new(names, signature, 0),
+            |plan, record| {
+                plan.push_row(|c| match &record[c] {
+                    "" => Field::Null,
+                    f => Field::Text(f),
+                })
+            },
+        )?;
         Ok(plan.finish())
     }
 
@@ -135,6 +126,36 @@ fn cell(data: &Data, i: usize) -> Cell {
         Data::Fp32(v) => Cell::Num(f64::from(v[i])),
         Data::Fp64(v) => Cell::Num(v[i]),
     }
+}
+
+/// Reads CSV with a header row: `header` makes the reader's state from the column names, then
+/// `row` takes each record, checked to have one field per column; the state is returned. More
+/// than `max_rows` records is an error, raised as the record past the limit is read. `what`
+/// names the source in errors.
+fn read_csv<S>(
+    reader: impl std::io::Read,
+    what: &str,
+    max_rows: usize,
+    header: impl FnOnce(&[&str]) -> Result<S, RuntimeError>,
+    mut row: impl FnMut(&mut S, &csv::StringRecord) -> Result<(), RuntimeError>,
+) -> Result<S, RuntimeError> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
+    let names = reader.headers().map_err(|e| RuntimeError::BadValue(format!("{what}: reading the header: {e}")))?.clone();
+    let width = names.len();
+    let mut state = header(&names.iter().collect::<Vec<_>>())?;
+    let mut record = csv::StringRecord::new();
+    let mut line = 0;
+    while reader.read_record(&mut record).map_err(|e| RuntimeError::BadValue(format!("{what}: data row {}: {e}", line + 1)))? {
+        line += 1;
+        if line > max_rows {
+            return Err(RuntimeError::TooManyRows { max: max_rows });
+        }
+        if record.len() != width {
+            return Err(RuntimeError::BadValue(format!("{what}: data row {line} has {} fields, the header has {width}", record.len())));
+        }
+        row(&mut state, &record)?;
+    }
+    Ok(state)
 }
 
 /// A cell as conversion sees it, borrowed: from a [`Cell`] or straight from a CSV record.
@@ -187,21 +208,16 @@ impl InputPlan {
         Ok(Self { inputs, columns: columns.iter().map(|c| c.to_string()).collect(), rows: 0 })
     }
 
-    /// Converts one row's fields (one per column, in header order) into the buffers.
-    fn push_row<'a>(&mut self, fields: impl Iterator<Item = Field<'a>>) -> Result<(), RuntimeError> {
+    /// Converts one row into the buffers; `field(c)` is the row's field in column `c`.
+    fn push_row<'a>(&mut self, field: impl Fn(usize) -> Field<'a>) -> Result<(), RuntimeError> {
         let row = self.rows;
-        let mut fields = fields;
-        match self.inputs.as_mut_slice() {
-            [(spec, data, None)] => {
-                for (c, f) in fields.by_ref().enumerate() {
-                    push(data, spec.datatype, &self.columns[c], row, f)?;
-                }
-            }
-            inputs => {
-                let fields: Vec<Field<'a>> = fields.collect();
-                for (spec, data, col) in inputs.iter_mut() {
-                    let c = col.expect("named inputs read one column");
-                    push(data, spec.datatype, &self.columns[c], row, fields[c])?;
+        for (spec, data, col) in &mut self.inputs {
+            match *col {
+                Some(c) => push(data, spec.datatype, &self.columns[c], row, field(c))?,
+                None => {
+                    for (c, name) in self.columns.iter().enumerate() {
+                        push(data, spec.datatype, name, row, field(c))?;
+                    }
                 }
             }
         }

@@ -58,13 +58,9 @@ pub struct PredictionLog {
 
 /// The in-memory size of a record's tensors (what the queue's byte bound counts).
 fn size_of(item: &LogItem) -> usize {
-    let data = |t: &Tensor| match &t.data {
-        Data::Bool(v) => v.len(),
-        Data::Int32(v) => 4 * v.len(),
-        Data::Fp32(v) => 4 * v.len(),
-        Data::Int64(v) => 8 * v.len(),
-        Data::Fp64(v) => 8 * v.len(),
-        Data::Bytes(v) => v.iter().map(|s| s.len() + 24).sum(),
+    let data = |t: &Tensor| match (&t.data, t.data.dtype().width()) {
+        (Data::Bytes(v), _) => v.iter().map(|s| s.len() + 24).sum(),
+        (d, width) => d.len() * width.expect("every type but BYTES has a width"),
     };
     item.inputs.iter().chain(&item.outputs).map(data).sum::<usize>() + item.context.as_ref().map_or(0, String::len) + 256
 }
@@ -93,12 +89,8 @@ impl PredictionLog {
     /// Queues a record; `Err` when the queue is full (in records or bytes), counted as dropped.
     fn enqueue(&self, metrics: &Metrics, item: LogItem, ack: Option<oneshot::Sender<bool>>) -> Result<(), ()> {
         let bytes = size_of(&item);
-        if self.queued_bytes.fetch_add(bytes, Relaxed) + bytes > QUEUE_BYTES {
-            self.queued_bytes.fetch_sub(bytes, Relaxed);
-            metrics.log_dropped.fetch_add(1, Relaxed);
-            return Err(());
-        }
-        if self.tx.try_send(Queued { item, bytes, ack }).is_err() {
+        let full = self.queued_bytes.fetch_add(bytes, Relaxed) + bytes > QUEUE_BYTES || self.tx.try_send(Queued { item, bytes, ack }).is_err();
+        if full {
             self.queued_bytes.fetch_sub(bytes, Relaxed);
             metrics.log_dropped.fetch_add(1, Relaxed);
             return Err(());

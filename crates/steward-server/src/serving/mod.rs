@@ -554,7 +554,7 @@ impl Serving {
         }
     }
 
-    /// The inference path of every protocol: route, validate, evaluate, log, shadow.    /// The inference path of every protocol: route, validate, evaluate, log, shadow.
+    /// The inference path of every protocol: route, validate, evaluate, log, shadow.
     /// `key` makes routing sticky; `context` is stored with the prediction.
     /// `reasons`: how many reason codes per row to return (0: none).
     pub fn infer(self: &Arc<Self>, deployment: &str, key: Option<&str>, inputs: Vec<Tensor>, context: Option<String>, reasons: usize) -> Result<Answer, InferError> {

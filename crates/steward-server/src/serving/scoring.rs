@@ -97,10 +97,19 @@ fn with_id(mut r: Response, answer: &Answer) -> Response {
     r
 }
 
+/// An answer's predictions: a value per row (a single-output model's KServe v1 answer), or an
+/// object per row with every output.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Predictions<'a> {
+    PerRow(RowValues<'a>),
+    Records(RowRecords<'a>),
+}
+
 /// An answer's body, written straight from the outputs (see [`RowRecords`]).
 #[derive(serde::Serialize)]
-struct Answered<'a, P: serde::Serialize> {
-    predictions: P,
+struct Answered<'a> {
+    predictions: Predictions<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     prediction_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -141,10 +150,11 @@ pub async fn v1_predict(State(s): State<AppState>, Path(target): Path<String>, r
         drop((req, body)); // the inputs hold what is needed: free the request before inference
         let mut answer = s.serving.infer(name, key.as_deref(), inputs, context, reasons)?;
         let logged = answer.logged.take();
-        let body = match answer.outputs.as_slice() {
-            [only] => json_response(&Answered { predictions: RowValues(only), prediction_id: Some(&answer.prediction_id), model_version: Some(answer.version.to_string()), reason_codes: answer.reason_codes.as_ref() }),
-            outputs => json_response(&Answered { predictions: RowRecords(outputs), prediction_id: Some(&answer.prediction_id), model_version: Some(answer.version.to_string()), reason_codes: answer.reason_codes.as_ref() }),
+        let predictions = match answer.outputs.as_slice() {
+            [only] => Predictions::PerRow(RowValues(only)),
+            outputs => Predictions::Records(RowRecords(outputs)),
         };
+        let body = json_response(&Answered { predictions, prediction_id: Some(&answer.prediction_id), model_version: Some(answer.version.to_string()), reason_codes: answer.reason_codes.as_ref() });
         Ok((with_id(body, &answer), logged))
     })
     .await
@@ -195,7 +205,7 @@ pub async fn invocations(State(s): State<AppState>, Path(name): Path<String>, re
         let key = routing_key(&headers, None);
         let mut answer = s.serving.infer(&name, key.as_deref(), inputs, context, reasons)?;
         let logged = answer.logged.take();
-        let body = json_response(&Answered { predictions: RowRecords(&answer.outputs), prediction_id: None, model_version: None, reason_codes: answer.reason_codes.as_ref() });
+        let body = json_response(&Answered { predictions: Predictions::Records(RowRecords(&answer.outputs)), prediction_id: None, model_version: None, reason_codes: answer.reason_codes.as_ref() });
         Ok((with_id(body, &answer), logged))
     })
     .await

@@ -149,17 +149,6 @@ pub fn flat_json(d: &Data) -> Value {
     Value::Array((0..d.len()).map(|i| element(d, i)).collect())
 }
 
-/// Row `r` of an output: a scalar for one value per row, else a list.
-pub fn row_json(t: &Tensor, r: usize) -> Value {
-    let rows = t.rows().max(1);
-    let width = t.data.len() / rows;
-    if width == 1 && t.shape.len() <= 2 {
-        element(&t.data, r)
-    } else {
-        Value::Array((r * width..(r + 1) * width).map(|i| element(&t.data, i)).collect())
-    }
-}
-
 /// Element `i` written straight to a serializer, as [`element`] would make it: FP32 at its
 /// shortest (0.1, not 0.10000000149011612: the same FP32 when read back), NaN as null.
 struct Elem<'a>(&'a Data, usize);
@@ -178,7 +167,7 @@ impl serde::Serialize for Elem<'_> {
     }
 }
 
-/// Row `r` of an output, as [`row_json`] makes it, without building it.
+/// Row `r` of an output: a scalar for one value per row, else a list.
 struct RowValue<'a>(&'a Tensor, usize);
 
 impl serde::Serialize for RowValue<'_> {
