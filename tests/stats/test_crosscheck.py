@@ -214,8 +214,10 @@ def test_label_free_estimate_tracks_realised_quality(stats):
         assert abs(got["accuracy"] - skm.accuracy_score(y, p >= 0.5)) < 0.01
         assert abs(got["roc_auc"] - skm.roc_auc_score(y, p)) < 0.01
         assert close(got["accuracy"], float(np.mean(np.where(p >= 0.5, p, 1 - p))))
-        # The expected AUC in closed form: P(score_pos > score_neg) with rows weighted p and 1 - p.
+        # The expected AUC as NannyML 0.13 computes it (estimate_roc_auc): rows weighted p and
+        # 1 - p down the scores, the cumulative counts rounded to five decimals.
         order = np.argsort(-p, kind="stable")
-        tp, fp = np.cumsum(p[order]), np.cumsum(1 - p[order])
-        fpr, tpr = np.r_[0, fp / fp[-1]], np.r_[0, tp / tp[-1]]
-        assert close(got["roc_auc"], float(np.trapezoid(tpr, fpr)), rel=1e-9)
+        tp = np.cumsum(p[order])
+        fp = 1 + np.arange(len(p)) - tp
+        tp, fp = np.round(np.r_[0, tp], 5), np.round(np.r_[0, fp], 5)
+        assert close(got["roc_auc"], float(np.trapezoid(tp / tp[-1], fp / fp[-1])), rel=1e-9)

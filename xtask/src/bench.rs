@@ -69,10 +69,11 @@ fn start_mlflow(venv: &Path, dir: &Path) -> anyhow::Result<(Guard, String)> {
     Ok((guard, url))
 }
 
-pub fn start_steward(dir: &Path) -> anyhow::Result<(Guard, String)> {
+pub fn start_steward(dir: &Path, flags: &[&str]) -> anyhow::Result<(Guard, String)> {
     let port = free_port()?;
     let child = own_group(&mut Command::new(env::target_dir().join("release/steward")))
         .args(["server", "--port", &port.to_string()])
+        .args(flags)
         .arg("--backend-store-uri")
         .arg(format!("sqlite:///{}", dir.join("steward.db").display()))
         .arg("--artifacts-destination")
@@ -258,7 +259,7 @@ pub fn tracking(steward_only: bool) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
 
     env::step("steward server (SQLite)");
-    let (steward_guard, steward_url) = start_steward(&dir)?;
+    let (steward_guard, steward_url) = start_steward(&dir, &[])?;
     let steward = rt.block_on(workload("steward", &steward_url))?;
     drop(steward_guard);
     if steward_only {

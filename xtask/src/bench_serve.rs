@@ -1,8 +1,9 @@
 //! `cargo xtask bench serve`: one scikit-learn GradientBoosting model (100 trees) served by
 //! `mlflow models serve` (MLflow 3.17.2, its sklearn flavor) and by Steward (the same model
 //! exported to ONNX), driven by one load generator with one-row requests at the same
-//! concurrency; plus in-process one-row latency of Steward's runtime against onnxruntime's
-//! Python `InferenceSession`.
+//! concurrency — Steward with its prediction log in both modes (fast: answered before the
+//! record is written; durable: answered once it is committed); plus in-process one-row latency
+//! of Steward's runtime against onnxruntime's Python `InferenceSession`.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -126,13 +127,28 @@ pub fn serve() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
 
     env::step("steward server: register, deploy, load");
-    let (steward_guard, steward_url) = start_steward(&dir)?;
+    let (steward_guard, steward_url) = start_steward(&dir, &[])?;
     env::run(Command::new(&python).arg(&script).arg("register").arg(&steward_url).arg(&dir).env("MLFLOW_DISABLE_TELEMETRY", "true").stdout(Stdio::null()))?;
     env::run(Command::new(env::target_dir().join("release/steward")).args(["deploy", "create", "bench", "--model", "models:/bench@champion", "--tracking-uri", &steward_url]))?;
     let url = format!("{steward_url}/deployments/bench/invocations");
     rt.block_on(check_labels(&url, &bodies, &labels))?;
     rt.block_on(drive_for(&url, bodies.clone(), WARMUP))?;
     let steward = rt.block_on(drive_for(&url, bodies.clone(), MEASURE))?;
+    drop(steward_guard);
+
+    env::step("steward server, durable prediction log: load");
+    let (steward_guard, steward_url) = start_steward(&dir, &["--prediction-log", "durable"])?;
+    let url = format!("{steward_url}/deployments/bench/invocations");
+    // The stored deployment loads at start-up.
+    let loading = Instant::now();
+    while let Err(e) = rt.block_on(check_labels(&url, &bodies, &labels)) {
+        if loading.elapsed() > Duration::from_secs(60) {
+            return Err(e.context("the durable server did not serve the deployment"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    rt.block_on(drive_for(&url, bodies.clone(), WARMUP))?;
+    let durable = rt.block_on(drive_for(&url, bodies.clone(), MEASURE))?;
     drop(steward_guard);
 
     env::step("mlflow models serve 3.17.2 (sklearn flavor): load");
@@ -161,10 +177,16 @@ pub fn serve() -> anyhow::Result<()> {
     println!("\n## serving benchmark ({cores} cores, {CONCURRENCY} concurrent clients, one-row requests, {}s each)\n", MEASURE.as_secs());
     println!("| server | requests | throughput (req/s) | p50 | p99 |");
     println!("|---|---:|---:|---:|---:|");
-    for (name, l) in [("steward (ONNX, MLflow invocations protocol)", &steward), ("mlflow models serve (sklearn)", &mlflow)] {
+    for (name, l) in [("steward (ONNX, MLflow invocations protocol)", &steward), ("steward, durable prediction log", &durable), ("mlflow models serve (sklearn)", &mlflow)] {
         println!("| {name} | {} | {:.0} | {} | {} |", l.requests, l.throughput, us(l.p50), us(l.p99));
     }
     println!("\nthroughput ratio steward / mlflow: {:.1}x; p99 ratio mlflow / steward: {:.1}x", steward.throughput / mlflow.throughput, mlflow.p99.as_secs_f64() / steward.p99.as_secs_f64());
+    println!(
+        "durable prediction log: throughput {:.2}x the fast mode's, p99 {:.1}x; throughput ratio durable steward / mlflow: {:.1}x",
+        durable.throughput / steward.throughput,
+        durable.p99.as_secs_f64() / steward.p99.as_secs_f64(),
+        durable.throughput / mlflow.throughput
+    );
     let f = |k: &str| ort[k].as_f64().unwrap_or(f64::NAN);
     println!("\n| in-process one-row prediction ({IN_PROCESS_CALLS} calls) | p50 | p99 | mean |");
     println!("|---|---:|---:|---:|");

@@ -363,10 +363,13 @@ pub enum WindowKind {
 pub struct MonitorState {
     pub deployment: String,
     pub spec: String,
-    /// `(prediction time, prediction id)` of the last prediction judged.
-    pub cursor: (i64, String),
-    /// `(label time, prediction id)` of the last labelled prediction judged.
-    pub label_cursor: (i64, String),
+    /// Windows by count: the commit sequence number of the last prediction judged.
+    pub cursor_seq: i64,
+    /// Windows by time: the start of the next window to judge; windows by count: the monitor's
+    /// start, before which predictions are not judged (milliseconds).
+    pub time_cursor: i64,
+    /// The commit sequence number of the last label judged.
+    pub label_cursor_seq: i64,
 }
 
 /// A threshold a monitor saw crossed.

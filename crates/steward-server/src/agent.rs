@@ -33,6 +33,10 @@ use crate::serving::monitor::{MonitorSpec, answered, answers as answers_of, deci
 
 /// How often the agent looks, unless told otherwise.
 pub const TICK: Duration = Duration::from_secs(2);
+/// The windows of each series the agent reads per tick: at least the 12 recent windows an
+/// incident's analysis quotes (`analyse`), at most `MAX_WINDOWS` whatever a trigger asks.
+const RECENT_WINDOWS: usize = 12;
+const MAX_WINDOWS: usize = 1_000;
 const ALL_KINDS: [ActionKind; 6] = [ActionKind::Notify, ActionKind::Retrain, ActionKind::StartCanary, ActionKind::Promote, ActionKind::Rollback, ActionKind::Pause];
 
 fn agent_audit(what: &str) -> Audit {
@@ -133,16 +137,22 @@ impl Agent {
         for status in ["pending", "approved", "running"] {
             actions.extend(self.store.actions(Some(status)).await?);
         }
-        for p in &self.policies {
-            for m in self.store.monitor_metrics(&p.deployment, None).await? {
+        // Each deployment is read once, however many policies name it, and only as far back as
+        // decisions look: the latest windows of each series, as many as the longest trigger
+        // asks for (at least the analysis's recent windows), and the open incidents.
+        let mut deployments: Vec<&str> = self.policies.iter().map(|p| p.deployment.as_str()).collect();
+        deployments.sort_unstable();
+        deployments.dedup();
+        for d in deployments {
+            let longest = self.policies.iter().filter(|p| p.deployment == d).flat_map(|p| p.triggers.iter().map(|t| t.windows)).max().unwrap_or(1);
+            let windows = longest.clamp(RECENT_WINDOWS, MAX_WINDOWS);
+            for m in self.store.monitor_metrics_latest(d, windows).await? {
                 points.push(Point { deployment: m.deployment, metric: m.metric, feature: m.feature, window_end: m.window_end, value: m.value });
             }
-            for i in self.store.incidents(Some(&p.deployment)).await? {
-                if i.status == "open" {
-                    state.open_incidents.push((i.deployment, i.trigger));
-                }
+            for i in self.store.open_incidents(d).await? {
+                state.open_incidents.push((i.deployment, i.trigger));
             }
-            for a in actions.iter().filter(|a| a.deployment == p.deployment) {
+            for a in actions.iter().filter(|a| a.deployment == d) {
                 if let Some(k) = ALL_KINDS.into_iter().find(|k| kind_name(*k) == a.kind) {
                     state.pending.push((a.deployment.clone(), k));
                 }
@@ -385,10 +395,23 @@ impl Agent {
     /// latency, positive rate, adverse impact ratio and (once labels arrive) ROC AUC since the
     /// agent first saw this step.
     async fn canary(&self, deployment: &str, now: i64) -> Result<Option<CanaryState>> {
-        let Some(routes) = self.serving.routes(deployment) else { return Ok(None) };
-        let (Some(challenger), Some(spec)) = (routes.challenger.clone(), routes.spec.challenger.clone()) else { return Ok(None) };
+        // Baselines of canaries and steps that are over are dropped: only the current ones stay.
+        let forget = |keep: Option<(i64, u8)>| {
+            let mut b = self.baselines.lock().expect("baselines lock");
+            b.canaries.retain(|(d, v), _| d != deployment || keep.is_some_and(|k| k.0 == *v));
+            b.steps.retain(|(d, v, w), _| d != deployment || keep == Some((*v, *w)));
+        };
+        let Some(routes) = self.serving.routes(deployment) else {
+            forget(None);
+            return Ok(None);
+        };
+        let (Some(challenger), Some(spec)) = (routes.challenger.clone(), routes.spec.challenger.clone()) else {
+            forget(None);
+            return Ok(None);
+        };
         // Weights are percentages (validated 1..=99 or 100).
         let weight = u8::try_from(spec.weight).unwrap_or(100);
+        forget(Some((challenger.version, weight)));
         let (champ_now, chal_now) = (routes.champion.stats.snapshot(), challenger.stats.snapshot());
         let ((base_champ, started), (base_chal, stepped)) = {
             let mut b = self.baselines.lock().expect("baselines lock");
@@ -403,14 +426,15 @@ impl Agent {
         // AUC from the labels (with the monitor's outputs, fairness and quality settings).
         let monitor = self.store.monitors().await?.into_iter().find(|m| m.deployment == deployment).and_then(|m| serde_json::from_str::<MonitorSpec>(&m.spec).ok());
         let from = |role: RouteRole| if role == RouteRole::Challenger { stepped } else { started };
-        // Each route read from its own start (at most 20,000 records each), so a long canary's
-        // champion history cannot crowd out the challenger's current step.
+        // Each route read from its own start and by its own route in the store (at most 20,000
+        // records each), so neither a long canary's champion history nor the other routes'
+        // traffic (shadow included) can crowd out the challenger's current step.
         let mut answers: HashMap<RouteRole, Vec<PredictionRecord>> = HashMap::new();
         let mut labelled: HashMap<RouteRole, Vec<(PredictionRecord, Value, i64)>> = HashMap::new();
         for role in [RouteRole::Champion, RouteRole::Challenger] {
             let since = from(role);
-            answers.insert(role, self.store.predictions(deployment, since, 20_000).await?.into_iter().filter(|r| r.route == role).collect());
-            labelled.insert(role, self.store.labelled_after(deployment, since, "", 20_000).await?.into_iter().filter(|l| l.0.route == role && l.0.time >= since).collect());
+            answers.insert(role, self.store.predictions_of_route(deployment, role, since, 20_000).await?);
+            labelled.insert(role, self.store.labelled_of_route(deployment, role, since, 20_000).await?);
         }
         let stats = |s: &Snapshot, role: RouteRole| {
             let records = answers.get(&role).map(Vec::as_slice).unwrap_or_default();

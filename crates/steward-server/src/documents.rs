@@ -110,12 +110,14 @@ pub async fn gather(s: &AppState, name: &str, version: i64) -> Result<Facts> {
     let history: Vec<RegistryEvent> = s.store.registry_history(name).await?.into_iter().filter(|e| e.version == Some(version)).collect();
     let mut ledger = Vec::new();
     let (me, alias_prefix) = (format!("{name}/{version}"), format!("{name}@"));
+    // The entries of this version and of its model's aliases, read by entity (an index range),
+    // not by scanning the whole ledger.
     let mut after = 0;
     loop {
-        let page = s.store.ledger(after, 5000).await?;
+        let page = s.store.ledger_of_entity(&me, Some(alias_prefix.as_str()), after, 5000).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        ledger.extend(page.into_iter().filter(|e| e.entity_id == me || e.entity_id.starts_with(&alias_prefix)));
+        ledger.extend(page);
     }
     let deployments: Vec<(String, String)> = s.serving.all_routes().iter().flat_map(|r| r.serving(name, version).into_iter().map(|role| (r.spec.name.clone(), role.as_str().to_owned()))).collect();
     let mut names: Vec<String> = deployments.iter().map(|(d, _)| d.clone()).collect();
@@ -129,8 +131,19 @@ pub async fn gather(s: &AppState, name: &str, version: i64) -> Result<Facts> {
     let mut series = BTreeMap::new();
     let (mut incidents, mut actions) = (Vec::new(), Vec::new());
     for d in &names {
-        for m in s.store.monitor_metrics(d, None).await?.into_iter().filter(|m| m.feature.is_empty()) {
-            series.entry((d.clone(), m.metric)).or_insert_with(Vec::new).push((m.window_end, m.value));
+        // The deployment-wide series (feature ""), chosen in the store, a page at a time.
+        let mut after: Option<(i64, String, String)> = None;
+        loop {
+            let key = after.as_ref().map(|(end, metric, feature)| (*end, metric.as_str(), feature.as_str()));
+            let page = s.store.monitor_metrics_page(d, None, Some(""), key, 5000).await?;
+            after = page.last().map(|m| (m.window_end, m.metric.clone(), m.feature.clone()));
+            let full = page.len() == 5000;
+            for m in page {
+                series.entry((d.clone(), m.metric)).or_insert_with(Vec::new).push((m.window_end, m.value));
+            }
+            if !full {
+                break;
+            }
         }
         incidents.extend(s.store.incidents(Some(d)).await?);
     }
@@ -387,6 +400,14 @@ impl Facts {
             }
             if let Some(q) = &m.quality {
                 items.push(format!("Quality once labels arrive: ROC AUC floor {}, accuracy floor {}.", q.min_roc_auc.map_or("none".into(), |v| v.to_string()), q.min_accuracy.map_or("none".into(), |v| v.to_string())));
+            }
+            if let Some(e) = &m.estimated_quality {
+                items.push(format!(
+                    "Quality estimated before labels arrive (confidence-based performance estimation, calibrated on {} labelled reference rows): ROC AUC floor {}, accuracy floor {}.",
+                    e.reference_scores.len(),
+                    e.min_roc_auc.map_or("none".into(), |v| v.to_string()),
+                    e.min_accuracy.map_or("none".into(), |v| v.to_string())
+                ));
             }
             if let Some(url) = &m.webhook_url {
                 items.push(format!("Alerts are posted to {url}."));

@@ -313,18 +313,24 @@ pub const PUT_MONITOR: Doc = Doc {
     body: Some(|| {
         let mut b = body(&[("reference", json!({ "type": "object" })), ("window_size", int()), ("window_seconds", int()), ("drift_share", json!({ "type": "number" })), ("webhook_url", string())], &["reference"]);
         b["additionalProperties"] = json!(true);
-        b["description"] = json!("a monitor spec: reference profile, windows, drift settings, webhook, outputs, quality, fairness, SLO thresholds");
+        b["description"] = json!("a monitor spec: reference profile, windows, drift settings, webhook, outputs, quality, estimated quality (CBPE: reference_scores, reference_labels, min_roc_auc, min_accuracy), fairness, SLO thresholds");
         b
     }),
     answer: Answer::Json(|| one("monitor", empty())),
 };
 pub const DELETE_MONITOR: Doc = Doc { summary: "Stop a deployment's monitor", query: &[], body: None, answer: Answer::Json(empty) };
 pub const MONITOR_METRICS: Doc = Doc {
-    summary: "A monitor's metric time series, oldest first",
-    query: &[("metric", "string", "only this metric")],
+    summary: "A monitor's metric time series, oldest first (window end, metric, feature), a page at a time",
+    query: &[
+        ("metric", "string", "only this metric"),
+        ("max_results", "integer", "rows per page, 1..50000 (default 10000)"),
+        ("page_token", "string", "the previous answer's next_page_token (absent: the first page)"),
+    ],
     body: None,
     answer: Answer::Json(|| {
-        list("metrics", obj(&[("deployment", string()), ("window_start", int()), ("window_end", int()), ("metric", string()), ("feature", string()), ("value", number())], &["deployment", "window_start", "window_end", "metric", "feature", "value"]))
+        let mut v = list("metrics", obj(&[("deployment", string()), ("window_start", int()), ("window_end", int()), ("metric", string()), ("feature", string()), ("value", number())], &["deployment", "window_start", "window_end", "metric", "feature", "value"]));
+        v["properties"]["next_page_token"] = json!({ "type": "string", "description": "present when more rows remain: pass it as page_token for the next page" });
+        v
     }),
 };
 pub const ALERTS: Doc = Doc {

@@ -348,9 +348,22 @@ async function deployments() {
   return [h("h1", {}, "Deployments"), h("p", { class: "muted" }, "Request rate and latency update every 2 s from /metrics."), view];
 }
 
+// Every page of a deployment's monitor series (the API pages it, with next_page_token while
+// more rows remain), as one answer.
+async function monitorSeries(name) {
+  const path = "/api/steward/v1/deployments/" + encodeURIComponent(name) + "/monitor/metrics";
+  let metrics = [], next = "";
+  do {
+    const page = await api(path + q(next ? { max_results: 50000, page_token: next } : { max_results: 50000 }));
+    metrics = metrics.concat(page.metrics || []);
+    next = page.next_page_token || "";
+  } while (next);
+  return { metrics };
+}
+
 async function monitoring(name) {
   const [m, alerts] = await Promise.all([
-    api("/api/steward/v1/deployments/" + encodeURIComponent(name) + "/monitor/metrics"),
+    monitorSeries(name),
     api("/api/steward/v1/alerts" + q({ deployment: name, max_results: 200 })),
   ]);
   const by = {};

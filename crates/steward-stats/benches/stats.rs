@@ -6,7 +6,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use steward_stats::drift::{self, ColumnType, DriftOptions, StatTest, Values};
 use steward_stats::profile::ColumnProfiler;
-use steward_stats::{distance, fairness, ks, quality};
+use steward_stats::{cbpe, distance, fairness, ks, quality};
 
 /// xorshift64*: uniform numbers in [0, 1), the same on every run.
 struct Rng(u64);
@@ -62,7 +62,7 @@ fn quality_and_fairness(c: &mut Criterion) {
     let groups: Vec<String> = (0..n).map(|i| format!("g{}", i % 4)).collect();
     c.bench_function("classification_100000", |b| b.iter(|| quality::classification(black_box(&labels), black_box(&scores), 0.5).unwrap()));
     c.bench_function("fairness_100000", |b| b.iter(|| fairness::fairness(black_box(&predicted), black_box(&labels), black_box(&groups), 0.8).unwrap()));
-    c.bench_function("estimate_cbpe_100000", |b| b.iter(|| quality::estimate(black_box(&scores), 0.5).unwrap()));
+    c.bench_function("estimate_cbpe_100000", |b| b.iter(|| cbpe::estimate(black_box(&scores), 0.5).unwrap()));
     c.bench_function("profile_100000", |b| {
         b.iter(|| {
             let mut p = ColumnProfiler::new("x", ColumnType::Numerical);

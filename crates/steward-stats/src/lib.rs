@@ -2,6 +2,7 @@
 //! scikit-learn), group fairness (as Fairlearn) and label-free performance estimation.
 //! Pure functions over slices: no IO, no async, no allocation beyond what a test needs.
 
+pub mod cbpe;
 pub mod distance;
 pub mod drift;
 pub mod fairness;

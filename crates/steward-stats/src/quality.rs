@@ -201,46 +201,6 @@ pub fn regression(truth: &[f64], predicted: &[f64]) -> Result<Regression, StatsE
     Ok(Regression { rows: truth.len(), mae, rmse: (ss_res / n).sqrt(), mape, r2 })
 }
 
-/// Quality estimated without labels from calibrated probabilities, by NannyML's
-/// confidence-based performance estimation (CBPE): each row counts as a positive with its
-/// probability, so expected confusion counts, and from them accuracy and the ROC curve, follow.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Estimate {
-    pub rows: usize,
-    pub accuracy: f64,
-    pub roc_auc: Option<f64>,
-}
-
-pub fn estimate(probabilities: &[f64], threshold: f64) -> Result<Estimate, StatsError> {
-    if probabilities.is_empty() {
-        return Err(StatsError::Empty("estimate".into()));
-    }
-    if let Some(bad) = probabilities.iter().find(|p| !(0.0..=1.0).contains(*p)) {
-        return Err(StatsError::Value(format!("probabilities must lie in [0, 1], got {bad}")));
-    }
-    let n = probabilities.len() as f64;
-    let accuracy = probabilities.iter().map(|&p| if p >= threshold { p } else { 1.0 - p }).sum::<f64>() / n;
-    // Expected ROC: sweep thresholds from the highest score down, accumulating expected
-    // true positives (p) and false positives (1 − p), one point per distinct score.
-    let mut order: Vec<usize> = (0..probabilities.len()).collect();
-    order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
-    let (pos, neg) = (probabilities.iter().sum::<f64>(), probabilities.iter().map(|p| 1.0 - p).sum::<f64>());
-    let roc_auc = (pos > 0.0 && neg > 0.0).then(|| {
-        let (mut tp, mut fp) = (0.0, 0.0);
-        let (mut fpr, mut tpr) = (vec![0.0], vec![0.0]);
-        for (k, &i) in order.iter().enumerate() {
-            tp += probabilities[i];
-            fp += 1.0 - probabilities[i];
-            if k + 1 == order.len() || probabilities[order[k + 1]] != probabilities[i] {
-                fpr.push(fp / neg);
-                tpr.push(tp / pos);
-            }
-        }
-        trapezoid(&fpr, &tpr)
-    });
-    Ok(Estimate { rows: probabilities.len(), accuracy, roc_auc })
-}
-
 /// A confidence interval for ROC AUC from the AUC and the class counts alone (Hanley & McNeil,
 /// 1982, "The meaning and use of the area under a ROC curve", Radiology 143: the standard error
 /// under their exponential approximation), clipped to 0..1. `z` is the normal quantile (1.96

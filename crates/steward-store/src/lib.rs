@@ -24,7 +24,7 @@ use steward_core::audit::{Audit, Break, LedgerEntry};
 use steward_core::entities::{
     Batch, DatasetInput, Experiment, Metric, NewRun, Run, RunInfo, RunMetric, RunUpdate, Tag, ViewType,
 };
-use steward_core::serving::{AgentAction, Alert, Deployment, Incident, DeploymentSpec, Feedback, MonitorMetric, MonitorState, PredictionRecord, WindowKind};
+use steward_core::serving::{AgentAction, Alert, Deployment, Incident, DeploymentSpec, Feedback, MonitorMetric, MonitorState, PredictionRecord, RouteRole, WindowKind};
 use steward_core::registry::{DatasetLineage, DatasetVersion, LoggedModel, ModelVersion, NewModelVersion, RegisteredModel, RegistryEvent};
 
 pub use artifacts::{ArtifactStore, FileInfo};
@@ -162,6 +162,19 @@ pub trait ServingStore: Send + Sync {
     async fn get_prediction(&self, id: &str) -> Result<(PredictionRecord, Option<serde_json::Value>)>;
     /// A deployment's predictions with `time >= since`, oldest first, at most `limit`.
     async fn predictions(&self, deployment: &str, since: i64, limit: i64) -> Result<Vec<PredictionRecord>>;
+    /// The predictions of one route of a deployment with `time >= since`, oldest first (time,
+    /// id), at most `limit`: the route is chosen before the limit, so other routes' traffic
+    /// cannot crowd it out.
+    async fn predictions_of_route(&self, deployment: &str, route: RouteRole, since: i64, limit: i64) -> Result<Vec<PredictionRecord>>;
+}
+
+/// A monitor's position in a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// The commit sequence number of the last record judged (windows by count, label windows).
+    Seq(i64),
+    /// The start of the next window by time (milliseconds).
+    Time(i64),
 }
 
 /// One judged monitor window, as `record_window` stores it.
@@ -169,8 +182,8 @@ pub trait ServingStore: Send + Sync {
 pub struct Window<'a> {
     pub deployment: &'a str,
     pub kind: WindowKind,
-    /// Where the cursor of this kind moves: (time, id).
-    pub cursor: (i64, &'a str),
+    /// Where the cursor of this kind moves.
+    pub cursor: Cursor,
     /// The window's end (prediction or label time): the alerts' clock.
     pub end: i64,
     /// The alert kinds this window judges: open alerts of these kinds that it did not raise
@@ -183,14 +196,25 @@ pub struct Window<'a> {
 /// Monitors: their specs and cursors, metric time series and alerts.
 #[async_trait]
 pub trait MonitorStore: Send + Sync {
-    /// Answered (non-shadow) predictions after the position `(time, id)`, in (time, id) order.
-    async fn predictions_after(&self, deployment: &str, time: i64, id: &str, limit: i64) -> Result<Vec<PredictionRecord>>;
+    /// Answered (non-shadow) predictions made at `since` or later and committed after the
+    /// sequence number `seq`, in commit order, each with its sequence number.
+    async fn predictions_after(&self, deployment: &str, seq: i64, since: i64, limit: i64) -> Result<Vec<(i64, PredictionRecord)>>;
 
-    /// Labelled answered predictions whose label arrived after the position `(feedback time,
-    /// prediction id)`, in that order: each with its label and the label's time.
-    async fn labelled_after(&self, deployment: &str, time: i64, id: &str, limit: i64) -> Result<Vec<(PredictionRecord, serde_json::Value, i64)>>;
+    /// Answered (non-shadow) predictions made at `start` or later and before `end` (no bound
+    /// when `None`), in (time, id) order.
+    async fn predictions_between(&self, deployment: &str, start: i64, end: Option<i64>, limit: i64) -> Result<Vec<PredictionRecord>>;
 
-    /// Creates or replaces a deployment's monitor (both cursors start at `start_time`).
+    /// Labelled answered predictions whose label was committed after the sequence number
+    /// `seq`, in commit order: each with its label, the label's time and its sequence number.
+    async fn labels_after(&self, deployment: &str, seq: i64, limit: i64) -> Result<Vec<(PredictionRecord, serde_json::Value, i64, i64)>>;
+
+    /// Labelled predictions of one route made at `since` or later whose label arrived at
+    /// `since` or later, in (feedback time, prediction id) order, at most `limit`: each with its
+    /// label and the label's time. The route is chosen before the limit.
+    async fn labelled_of_route(&self, deployment: &str, route: RouteRole, since: i64, limit: i64) -> Result<Vec<(PredictionRecord, serde_json::Value, i64)>>;
+
+    /// Creates or replaces a deployment's monitor: its time windows start at `start_time`, its
+    /// count and label windows with the next record committed.
     async fn put_monitor(&self, audit: &Audit, deployment: &str, spec: &str, start_time: i64) -> Result<()>;
     /// Every monitor with its spec and cursors.
     async fn monitors(&self) -> Result<Vec<MonitorState>>;
@@ -200,8 +224,14 @@ pub trait MonitorStore: Send + Sync {
     /// and moves the cursor of its kind, atomically. Returns the alerts to notify (newly
     /// firing, firing again after the repeat interval, resolved), as stored.
     async fn record_window(&self, window: Window<'_>, metrics: &[MonitorMetric], raised: &[Alert]) -> Result<Vec<Alert>>;
-    /// A deployment's metric series (all metrics when `metric` is `None`), oldest first.
-    async fn monitor_metrics(&self, deployment: &str, metric: Option<&str>) -> Result<Vec<MonitorMetric>>;
+    /// The latest `windows` windows of each of a deployment's series (one per metric and
+    /// feature), oldest first (window end, metric, feature): what a policy's trigger over
+    /// consecutive windows reads, however long the deployment has been monitored.
+    async fn monitor_metrics_latest(&self, deployment: &str, windows: usize) -> Result<Vec<MonitorMetric>>;
+    /// One page of a deployment's metric series (only `metric`, only `feature` when given) in
+    /// (window end, metric, feature) order: the rows after the key `after` (the last row of the
+    /// previous page), at most `limit`.
+    async fn monitor_metrics_page(&self, deployment: &str, metric: Option<&str>, feature: Option<&str>, after: Option<(i64, &str, &str)>, limit: i64) -> Result<Vec<MonitorMetric>>;
     /// Alerts, newest first.
     async fn alerts(&self, deployment: Option<&str>, limit: i64) -> Result<Vec<Alert>>;
     async fn mark_alert(&self, id: &str, delivered: bool, attempts: i64) -> Result<()>;
@@ -230,6 +260,8 @@ pub trait AgentStore: Send + Sync {
     /// from the same source is refused.
     async fn add_analysis(&self, audit: &Audit, incident_id: &str, source: &str, text: &str) -> Result<()>;
     async fn incidents(&self, deployment: Option<&str>) -> Result<Vec<Incident>>;
+    /// A deployment's open incidents (with their analyses), oldest first.
+    async fn open_incidents(&self, deployment: &str) -> Result<Vec<Incident>>;
     async fn add_action(&self, audit: &Audit, action: &AgentAction) -> Result<()>;
     /// Actions (with this status), oldest first.
     async fn actions(&self, status: Option<&str>) -> Result<Vec<AgentAction>>;
@@ -295,6 +327,10 @@ pub trait MetadataStore: RegistryStore + ServingStore + MonitorStore + DatasetSt
 
     /// Ledger entries with `seq > after`, oldest first, at most `limit`.
     async fn ledger(&self, after: i64, limit: i64) -> Result<Vec<LedgerEntry>>;
+    /// Ledger entries about one entity — its id is `entity_id`, or starts with `prefix` when one
+    /// is given (a byte-order range: no character of it is a wildcard) — with `seq > after`,
+    /// oldest first, at most `limit` (1..=10,000).
+    async fn ledger_of_entity(&self, entity_id: &str, prefix: Option<&str>, after: i64, limit: i64) -> Result<Vec<LedgerEntry>>;
     /// Walks the whole ledger, and checks it against signed checkpoints of its head (each
     /// attested entry must be there with the attested hash): the number of entries when
     /// intact, the first break otherwise.

@@ -551,6 +551,75 @@ async fn tokens_expire_revoke_and_die_with_their_user(store: Store) {
     assert!(store.verify_ledger(&[]).await.unwrap().is_ok());
 }
 
+async fn monitors_read_in_commit_order_and_never_skip_late_records(store: Store) {
+    use steward_core::serving::{DeploymentSpec, Feedback, ModelRef, PredictionRecord, RouteRole, WindowKind};
+    use steward_store::{Cursor, Window};
+    let spec = DeploymentSpec {
+        name: "late".into(),
+        model: ModelRef::Version { name: "m".into(), version: 1 },
+        challenger: None,
+        shadow: None,
+        fallback: None,
+        model_ids: Default::default(),
+        max_rows_per_request: None,
+    };
+    store.put_deployment(&who(), &spec, true).await.unwrap();
+    let record = |id: &str, time: i64| PredictionRecord {
+        id: id.into(),
+        deployment: "late".into(),
+        model: "m".into(),
+        version: 1,
+        route: RouteRole::Champion,
+        parent_id: None,
+        time,
+        latency_us: 1,
+        inputs: "{}".into(),
+        outputs: "{}".into(),
+        context: None,
+    };
+    // Logged before the monitor: not judged.
+    store.log_predictions(vec![record("before", 5)]).await.unwrap();
+    store.put_monitor(&who(), "late", "{}", 0).await.unwrap();
+    let state = store.monitors().await.unwrap().into_iter().find(|m| m.deployment == "late").unwrap();
+    // A record made at 100 is committed after one made at 200 (a lagging log queue).
+    store.log_predictions(vec![record("b", 200)]).await.unwrap();
+    store.log_predictions(vec![record("a", 100)]).await.unwrap();
+    let read = store.predictions_after("late", state.cursor_seq, state.time_cursor, 10).await.unwrap();
+    let ids: Vec<&str> = read.iter().map(|(_, r)| r.id.as_str()).collect();
+    assert_eq!(ids, ["b", "a"], "commit order, not prediction time");
+    assert!(read[0].0 < read[1].0);
+    // The window that judged "b" moves the cursor past it; "a", and "c" made even earlier but
+    // committed later still, are next — a cursor by time would have passed both.
+    let window = |seq| Window { deployment: "late", kind: WindowKind::Predictions, cursor: Cursor::Seq(seq), end: 200, judged: &[], repeat_ms: 1000 };
+    store.record_window(window(read[0].0), &[], &[]).await.unwrap();
+    store.log_predictions(vec![record("c", 50)]).await.unwrap();
+    let state = store.monitors().await.unwrap().into_iter().find(|m| m.deployment == "late").unwrap();
+    let next: Vec<String> = store.predictions_after("late", state.cursor_seq, state.time_cursor, 10).await.unwrap().into_iter().map(|(_, r)| r.id).collect();
+    assert_eq!(next, ["a", "c"]);
+    // Concurrent writers: every record numbered once, the numbers dense after the cursor.
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..25 {
+                store.log_predictions(vec![record(&format!("w{w}-{i}a"), 1000), record(&format!("w{w}-{i}b"), 1000)]).await.unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let all = store.predictions_after("late", state.cursor_seq, 0, 1000).await.unwrap();
+    assert_eq!(all.len(), 202);
+    assert!(all.windows(2).all(|w| w[1].0 == w[0].0 + 1), "sequence numbers are dense and increasing");
+    // Labels in the order they were committed; a label given again moves to the end.
+    let label = |id: &str, v: i64| Feedback { prediction_id: id.into(), label: serde_json::json!(v) };
+    store.record_feedback(&[label("b", 1), label("a", 0)]).await.unwrap();
+    store.record_feedback(&[label("b", 0)]).await.unwrap();
+    let labels: Vec<(String, serde_json::Value)> = store.labels_after("late", state.label_cursor_seq, 10).await.unwrap().into_iter().map(|(r, l, _, _)| (r.id, l)).collect();
+    assert_eq!(labels, [("a".to_owned(), serde_json::json!(0)), ("b".to_owned(), serde_json::json!(0))]);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -582,4 +651,5 @@ conformance!(
     refused_batches_among_concurrent_ones_leave_nothing,
     incidents_keep_one_analysis_per_source,
     tokens_expire_revoke_and_die_with_their_user,
+    monitors_read_in_commit_order_and_never_skip_late_records,
 );

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use steward_runtime::frame::Cell;
 use steward_stats::drift::ColumnType;
 use steward_server::serving::log::tensors_json;
-use steward_server::serving::monitor::{Outputs, answered};
+use steward_server::serving::monitor::{Answered, MAX_REFERENCE_ROWS, Outputs, answered};
 use steward_stats::profile::{ColumnProfile, ColumnProfiler, Profile};
 
 use crate::remote::send;
@@ -155,6 +155,11 @@ pub enum MonitorCommand {
         /// Do not score the reference data with the deployed champion for prediction drift
         #[arg(long)]
         no_prediction_drift: bool,
+        /// The reference's label column (not a feature): the champion's scores on the reference
+        /// and these labels calibrate an estimate of accuracy and ROC AUC per window before
+        /// labels arrive (NannyML's CBPE); floors go in --spec under `estimated_quality`
+        #[arg(long)]
+        label: Option<String>,
         #[arg(long, env = "MLFLOW_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
         tracking_uri: String,
     },
@@ -166,17 +171,29 @@ pub enum MonitorCommand {
     },
 }
 
-/// The profile of the deployed champion's predictions on the reference table: its score, or
-/// its label when it gives none.
-async fn prediction_profile(http: &reqwest::Client, base: &str, tracking_uri: &str, deployment: &str, reference: &Path, spec: &Value) -> anyhow::Result<ColumnProfile> {
+/// The deployed champion's answer on the reference table (less its label column), read as the
+/// monitor will read live answers, with the reference's labels when a label column is named.
+async fn score_reference(http: &reqwest::Client, base: &str, tracking_uri: &str, deployment: &str, reference: &Path, spec: &Value, label: Option<&str>) -> anyhow::Result<(Answered, Vec<Cell>)> {
     let d = send(http.get(format!("{base}/api/steward/v1/deployments/{deployment}"))).await?;
     let champion = d["deployment"]["routes"].as_array().into_iter().flatten().find(|r| r["role"] == "champion").context("the deployment has no loaded champion")?;
     let uri = format!("models:/{}/{}", champion["model"].as_str().unwrap_or_default(), champion["version"]);
     let model = steward_runtime::Model::load(&crate::remote::fetch_model(tracking_uri, &uri).await?)?;
-    let frame = table::read(reference)?;
+    let mut frame = table::read(reference)?;
+    let labels = match label {
+        Some(l) => {
+            let at = frame.columns.iter().position(|c| c.0 == l).with_context(|| format!("{} has no label column '{l}'", reference.display()))?;
+            frame.columns.remove(at).1
+        }
+        None => Vec::new(),
+    };
     let outputs: Outputs = serde_json::from_value(spec.get("outputs").cloned().unwrap_or(json!({}))).context("the spec's 'outputs'")?;
     let threshold = spec.pointer("/quality/threshold").and_then(Value::as_f64).unwrap_or(0.5);
-    let answer = answered(&outputs, &tensors_json(&model.predict(&frame.to_inputs(model.signature())?)?), threshold);
+    Ok((answered(&outputs, &tensors_json(&model.predict(&frame.to_inputs(model.signature())?)?), threshold), labels))
+}
+
+/// The profile of the champion's predictions on the reference table: its score, or its label
+/// when it gives none.
+fn prediction_profile(answer: &Answered) -> anyhow::Result<ColumnProfile> {
     let scored = answer.scores.iter().any(Option::is_some);
     let mut p = ColumnProfiler::new("prediction", if scored { ColumnType::Numerical } else { ColumnType::Categorical });
     if scored {
@@ -252,13 +269,16 @@ pub async fn run(cmd: DataCommand) -> anyhow::Result<std::process::ExitCode> {
 pub async fn monitor(cmd: MonitorCommand) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     match cmd {
-        MonitorCommand::Create { deployment, reference, window_size, window_seconds, drift_share, stattest, webhook, spec, no_prediction_drift, tracking_uri } => {
+        MonitorCommand::Create { deployment, reference, window_size, window_seconds, drift_share, stattest, webhook, spec, no_prediction_drift, label, tracking_uri } => {
             let base = crate::remote::base(&tracking_uri)?;
             let is_profile = reference.extension().is_some_and(|e| e == "json");
+            anyhow::ensure!(!(is_profile && label.is_some()), "--label needs the reference table itself, not a profile: the champion scores its rows");
             let profile: Value = if is_profile {
                 serde_json::from_str(&std::fs::read_to_string(&reference).with_context(|| format!("reading {}", reference.display()))?)?
             } else {
-                serde_json::to_value(profile(&reference)?)?
+                let mut p = profile(&reference)?;
+                p.columns.retain(|c| Some(&c.name) != label.as_ref());
+                serde_json::to_value(p)?
             };
             let mut body = match &spec {
                 Some(path) => {
@@ -281,8 +301,30 @@ pub async fn monitor(cmd: MonitorCommand) -> anyhow::Result<()> {
             if let Some(w) = webhook {
                 body["webhook_url"] = json!(w);
             }
-            if !is_profile && !no_prediction_drift {
-                match prediction_profile(&http, &base, &tracking_uri, &deployment, &reference, &body).await {
+            if let Some(label) = &label {
+                let (answer, labels) = score_reference(&http, &base, &tracking_uri, &deployment, &reference, &body, Some(label)).await?;
+                let (mut scores, mut classes) = (Vec::new(), Vec::new());
+                for (s, l) in answer.scores.iter().zip(&labels) {
+                    if let (Some(s), Some(l)) = (s, crate::report::category(l)) {
+                        scores.push(json!(s));
+                        classes.push(json!(l));
+                    }
+                }
+                anyhow::ensure!(!scores.is_empty(), "the champion gives no score on {} (set outputs.score in --spec)", reference.display());
+                // The most recent rows when the reference is larger than the server takes.
+                let keep = scores.len().saturating_sub(MAX_REFERENCE_ROWS);
+                if keep > 0 {
+                    eprintln!("note: the quality estimate is calibrated on the last {MAX_REFERENCE_ROWS} of {} labelled reference rows", scores.len());
+                }
+                let estimated = body.as_object_mut().context("the monitor spec")?.entry("estimated_quality").or_insert_with(|| json!({}));
+                anyhow::ensure!(estimated.is_object(), "the spec's 'estimated_quality' must be a mapping");
+                estimated["reference_scores"] = Value::Array(scores.split_off(keep));
+                estimated["reference_labels"] = Value::Array(classes.split_off(keep));
+                if !no_prediction_drift {
+                    body["reference_prediction"] = serde_json::to_value(prediction_profile(&answer)?)?;
+                }
+            } else if !is_profile && !no_prediction_drift {
+                match score_reference(&http, &base, &tracking_uri, &deployment, &reference, &body, None).await.and_then(|(answer, _)| prediction_profile(&answer)) {
                     Ok(p) => body["reference_prediction"] = serde_json::to_value(p)?,
                     Err(e) => eprintln!("warning: no prediction drift (the champion could not score {}): {e:#}", reference.display()),
                 }
@@ -295,6 +337,10 @@ pub async fn monitor(cmd: MonitorCommand) -> anyhow::Result<()> {
                 if m[what].as_bool() == Some(true) {
                     watching.push(label.to_owned());
                 }
+            }
+            if let Some(e) = m["estimated_quality"].as_object() {
+                let how = if e["calibrated"] == true { "calibrated" } else { "needing no calibration" };
+                watching.push(format!("estimated quality ({} reference rows, {how})", e["reference_rows"]));
             }
             let windows = match m["window_seconds"].as_u64() {
                 Some(w) => format!("{w}-second windows"),

@@ -304,6 +304,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
         webhook: None,
         spec: Some(dir.join("monitor.yaml")),
         no_prediction_drift: false,
+        label: None,
         tracking_uri: url.clone(),
     })
     .await?;

@@ -15,7 +15,7 @@ use std::io::{BufRead, Write};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use steward_stats::{distance, drift, fairness, kolmogorov, ks, quality, special};
+use steward_stats::{cbpe, distance, drift, fairness, kolmogorov, ks, quality, special};
 
 fn field<T: DeserializeOwned>(req: &Value, name: &str) -> Result<T, String> {
     serde_json::from_value(req.get(name).cloned().unwrap_or(Value::Null)).map_err(|e| format!("field '{name}': {e}"))
@@ -32,7 +32,7 @@ fn eval(req: &Value) -> Result<Value, String> {
         }
         "estimate" => {
             let threshold = req.get("threshold").and_then(Value::as_f64).unwrap_or(0.5);
-            let r = quality::estimate(&field::<Vec<f64>>(req, "probabilities")?, threshold).map_err(|e| e.to_string())?;
+            let r = cbpe::estimate(&field::<Vec<f64>>(req, "probabilities")?, threshold).map_err(|e| e.to_string())?;
             to_json(serde_json::to_value(r))
         }
         "regression" => {

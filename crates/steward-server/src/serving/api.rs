@@ -311,8 +311,9 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
 
 /// `PUT /api/steward/v1/deployments/NAME/monitor`: starts (or replaces) the deployment's
 /// monitor (`monitor::MonitorSpec`: reference profile, window size, drift settings, webhook,
-/// prediction reference, outputs, quality, fairness, SLO thresholds); predictions from now on
-/// are judged.
+/// prediction reference, outputs, quality, estimated quality, fairness, SLO thresholds);
+/// predictions from now on are judged. With estimated quality the answer says whether the
+/// reference's scores called for calibration.
 pub async fn put_monitor(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
     let mut body = Value::Object(body(&f));
     if let Some(o) = body.as_object_mut() {
@@ -326,7 +327,8 @@ pub async fn put_monitor(State(s): State<AppState>, Path(name): Path<String>, f:
     s.store.put_monitor(f.audit(), &name, &text, super::now_ms()).await?;
     let features: Vec<&str> = spec.reference.columns.iter().map(|c| c.name.as_str()).collect();
     Ok(Json(json!({ "monitor": { "deployment": name, "window_size": spec.window_size, "window_seconds": spec.window_seconds, "drift_share": spec.drift_share, "features": features, "webhook_url": spec.webhook_url,
-        "prediction_drift": spec.reference_prediction.is_some(), "quality": spec.quality.is_some(), "fairness": spec.fairness.is_some() } })))
+        "prediction_drift": spec.reference_prediction.is_some(), "quality": spec.quality.is_some(), "fairness": spec.fairness.is_some(),
+        "estimated_quality": spec.estimated_quality.as_ref().map(|e| json!({ "reference_rows": e.reference_scores.len(), "calibrated": e.calibration.is_some() })) } })))
 }
 
 pub async fn delete_monitor(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
@@ -334,11 +336,65 @@ pub async fn delete_monitor(State(s): State<AppState>, Path(name): Path<String>,
     Ok(Json(json!({})))
 }
 
-/// `GET .../monitor/metrics?metric=drift_share`: the monitor's time series.
+/// `monitor/metrics` pages: the default page holds every window of a filtered series a client
+/// reads in one go (and many windows of all series); no page holds more than the maximum.
+const MONITOR_METRICS_DEFAULT_RESULTS: i64 = 10_000;
+const MONITOR_METRICS_MAX_RESULTS: i64 = 50_000;
+
+/// `GET .../monitor/metrics?metric=drift_share&max_results=N&page_token=T`: the monitor's time
+/// series, oldest window first ((window end, metric, feature) order), a page at a time: the
+/// answer has a `next_page_token` when more rows remain. `max_results` and bad tokens are
+/// refused as the searches refuse them.
 pub async fn monitor_metrics(State(s): State<AppState>, Path(name): Path<String>, f: Fields) -> ApiResult<Json<Value>> {
     let metric = f.opt_str("metric")?;
-    let series = s.store.monitor_metrics(&name, metric.as_deref()).await?;
-    Ok(Json(json!({ "metrics": series })))
+    let limit = f.opt_i64("max_results")?.unwrap_or(MONITOR_METRICS_DEFAULT_RESULTS);
+    if limit > MONITOR_METRICS_MAX_RESULTS {
+        return Err(Error::invalid(format!(
+            "Invalid value for request parameter max_results. It must be at most {MONITOR_METRICS_MAX_RESULTS}, but got value {limit}"
+        ))
+        .into());
+    }
+    if limit < 1 {
+        return Err(Error::invalid(format!("Invalid value for request parameter max_results. It must be at least 1, but got value {limit}")).into());
+    }
+    let after = decode_metric_token(&f.opt_str("page_token")?.unwrap_or_default())?;
+    let key = after.as_ref().map(|(end, metric, feature)| (*end, metric.as_str(), feature.as_str()));
+    // One row past the page says whether another page follows.
+    let mut series = s.store.monitor_metrics_page(&name, metric.as_deref(), None, key, limit + 1).await?;
+    let next = if series.len() as i64 > limit {
+        series.truncate(limit as usize);
+        series.last().map(|m| encode_metric_token(m.window_end, &m.metric, &m.feature))
+    } else {
+        None
+    };
+    let mut out = json!({ "metrics": series });
+    if let Some(token) = next {
+        out["next_page_token"] = json!(token);
+    }
+    Ok(Json(out))
+}
+
+/// A `monitor/metrics` page token: base64 of the JSON key of the page's last row, `{"window_end":
+/// MS, "metric": NAME, "feature": NAME}` (the next page starts after it).
+fn encode_metric_token(window_end: i64, metric: &str, feature: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(json!({ "window_end": window_end, "metric": metric, "feature": feature }).to_string())
+}
+
+/// Decodes a `monitor/metrics` page token; the empty token is the first page. A token that is
+/// not one is refused with the searches' error.
+fn decode_metric_token(token: &str) -> Result<Option<(i64, String, String)>, Error> {
+    use base64::Engine as _;
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || Error::invalid(format!("Invalid page token, could not base64-decode or parse '{token}'"));
+    let bytes = base64::engine::general_purpose::STANDARD.decode(token).map_err(|_| bad())?;
+    let key: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let end = key.get("window_end").and_then(Value::as_i64).ok_or_else(bad)?;
+    let metric = key.get("metric").and_then(Value::as_str).ok_or_else(bad)?;
+    let feature = key.get("feature").and_then(Value::as_str).ok_or_else(bad)?;
+    Ok(Some((end, metric.to_owned(), feature.to_owned())))
 }
 
 /// `GET /api/steward/v1/alerts?deployment=NAME&max_results=N`, newest first.

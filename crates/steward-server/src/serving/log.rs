@@ -5,8 +5,8 @@
 //! prediction is answered only once its record is committed, and a full queue refuses the
 //! request (503) instead of answering unlogged.
 
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -54,6 +54,10 @@ pub struct PredictionLog {
     rx: Mutex<Option<mpsc::Receiver<Queued>>>,
     queued_bytes: Arc<AtomicUsize>,
     durable: AtomicBool,
+    /// Records queued since start, and records the writer has finished with (committed or
+    /// failed): in FIFO order, so `settled >= n` means the first n queued are done.
+    queued: AtomicU64,
+    settled: Arc<AtomicU64>,
 }
 
 /// The in-memory size of a record's tensors (what the queue's byte bound counts).
@@ -74,7 +78,14 @@ impl Default for PredictionLog {
 impl PredictionLog {
     pub fn new() -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        Self { tx, rx: Mutex::new(Some(rx)), queued_bytes: Arc::new(AtomicUsize::new(0)), durable: AtomicBool::new(false) }
+        Self {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
+            durable: AtomicBool::new(false),
+            queued: AtomicU64::new(0),
+            settled: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// Durable mode: answers wait for their records to be committed.
@@ -89,9 +100,12 @@ impl PredictionLog {
     /// Queues a record; `Err` when the queue is full (in records or bytes), counted as dropped.
     fn enqueue(&self, metrics: &Metrics, item: LogItem, ack: Option<oneshot::Sender<bool>>) -> Result<(), ()> {
         let bytes = size_of(&item);
+        // Counted before it can be written, so that `settled` never passes `queued`.
+        self.queued.fetch_add(1, SeqCst);
         let full = self.queued_bytes.fetch_add(bytes, Relaxed) + bytes > QUEUE_BYTES || self.tx.try_send(Queued { item, bytes, ack }).is_err();
         if full {
             self.queued_bytes.fetch_sub(bytes, Relaxed);
+            self.settled.fetch_add(1, SeqCst);
             metrics.log_dropped.fetch_add(1, Relaxed);
             return Err(());
         }
@@ -116,6 +130,13 @@ impl PredictionLog {
         Ok(Some(rx))
     }
 
+    /// (records queued, records settled) since start: every record queued by the time the
+    /// first number was read is committed or failed once the second reaches it.
+    pub fn progress(&self) -> (u64, u64) {
+        let queued = self.queued.load(SeqCst);
+        (queued, self.settled.load(SeqCst))
+    }
+
     /// Bytes of tensors waiting to be written.
     pub fn queued_bytes(&self) -> usize {
         self.queued_bytes.load(Relaxed)
@@ -133,7 +154,7 @@ impl PredictionLog {
     pub fn start(&self, store: Arc<dyn MetadataStore>, serving: Arc<Serving>) {
         let Some(mut rx) = self.rx.lock().expect("log lock").take() else { return };
         let serving = Arc::downgrade(&serving);
-        let queued_bytes = self.queued_bytes.clone();
+        let (queued_bytes, settled) = (self.queued_bytes.clone(), self.settled.clone());
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut batch, BATCH).await > 0 {
@@ -153,6 +174,7 @@ impl PredictionLog {
                 let n = records.len() as u64;
                 let result = store.log_predictions(records).await;
                 queued_bytes.fetch_sub(bytes, Relaxed);
+                settled.fetch_add(n, SeqCst);
                 for ack in acks {
                     let _ = ack.send(result.is_ok());
                 }
@@ -185,7 +207,9 @@ fn record(item: LogItem) -> PredictionRecord {
     }
 }
 
-/// `{name: {"shape": [...], "data": [...]}}`, as the log stores it; NaN as null.
+/// `{name: {"shape": [...], "data": [...]}}`, as a monitor reads it back from the log: NaN as
+/// null, FP32 values as their shortest decimal read as f64 (as the log's text holds them), so
+/// that scores computed here equal the logged ones exactly.
 pub fn tensors_json(tensors: &[Tensor]) -> Value {
-    serde_json::to_value(LoggedTensors(tensors)).expect("tensors serialise")
+    serde_json::from_str(&serde_json::to_string(&LoggedTensors(tensors)).expect("tensors serialise")).expect("tensors read back")
 }

@@ -21,6 +21,8 @@ pub struct RouteStats {
     errors: AtomicU64,
     buckets: [AtomicU64; BUCKETS.len()],
     sum_ns: AtomicU64,
+    /// When the stats were made (stats of a route gone are dropped a while after).
+    born: std::time::Instant,
 }
 
 impl RouteStats {
@@ -111,9 +113,16 @@ impl Metrics {
             errors: AtomicU64::new(0),
             buckets: Default::default(),
             sum_ns: AtomicU64::new(0),
+            born: std::time::Instant::now(),
         });
         routes.push(r.clone());
         r
+    }
+
+    /// Drops the stats of routes that are not `live` and were made more than a minute ago (a
+    /// route is made when its version loads, shortly before it is installed).
+    pub fn retain_routes(&self, live: impl Fn(&Arc<RouteStats>) -> bool) {
+        self.routes.lock().expect("metrics lock").retain(|r| live(r) || r.born.elapsed() < std::time::Duration::from_secs(60));
     }
 
     /// Per deployment, its (answered, failed) request totals, shadows left out.

@@ -32,6 +32,21 @@ use self::metrics::{Metrics, RouteStats};
 
 /// How often deployments re-resolve their aliases when nothing told them to.
 const RESYNC_EVERY: Duration = Duration::from_secs(2);
+/// A deployment that cannot load is tried again after this, doubling per failure up to
+/// [`RETRY_MAX`]; a change to its spec tries at once.
+const RETRY_FIRST: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+/// Loaded models no route serves any more are kept for a quick way back (the champion before
+/// a rollback), the most recently served first, up to this many.
+const KEEP_UNROUTED: usize = 2;
+
+/// Why a stored deployment could not be loaded, and when the resync tries it again.
+struct LoadFailure {
+    spec: DeploymentSpec,
+    message: String,
+    failures: u32,
+    next_try: Instant,
+}
 
 /// One loaded version on one route.
 #[derive(Debug)]
@@ -266,16 +281,20 @@ pub struct Serving {
     store: Arc<dyn MetadataStore>,
     artifacts: ArtifactStore,
     live: RwLock<HashMap<String, Arc<Routes>>>,
-    /// Loaded runtimes by (registered model id, version).
-    models: Mutex<HashMap<(String, i64), Arc<Model>>>,
+    /// Loaded runtimes by (registered model id, version), with when a route last served each.
+    models: Mutex<HashMap<(String, i64), (Arc<Model>, Instant)>>,
     /// The hosts (or `host:port`) alerts may be posted to.
     webhook_allow: RwLock<Arc<Vec<String>>>,
     /// Admission control for scoring requests.
     pub admission: Admission,
     /// Why a stored deployment could not be loaded at the last resync, by name.
-    load_errors: RwLock<HashMap<String, String>>,
-    /// Serialises rebuilds so two syncs never race to install older routes.
+    load_errors: RwLock<HashMap<String, LoadFailure>>,
+    /// Serialises installing routes, so that a resync never installs routes built from a spec
+    /// older than what a change installed meanwhile (see `generation`).
     sync_lock: Mutex<()>,
+    /// Counts installs and removals: a resync builds outside the lock and installs only if
+    /// nothing was installed or removed since it read the stored specs.
+    generation: std::sync::atomic::AtomicU64,
     pub metrics: Metrics,
     pub log: PredictionLog,
     changed: Arc<Notify>,
@@ -292,6 +311,7 @@ impl Serving {
             admission: Admission::default_for_machine(),
             webhook_allow: RwLock::new(Arc::new(Vec::new())),
             sync_lock: Mutex::new(()),
+            generation: std::sync::atomic::AtomicU64::new(0),
             metrics: Metrics::default(),
             log: PredictionLog::new(),
             changed: Arc::new(Notify::new()),
@@ -305,10 +325,10 @@ impl Serving {
         tokio::spawn(async move {
             // No redirects: an allowed host must not bounce an alert to one that is not.
             let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default();
-            let mut seen = monitor::Counters::new();
+            let mut kept = monitor::TickState::default();
             loop {
-                let Some((counters, webhooks)) = me.upgrade().map(|s| (s.metrics.counters(), s.webhook_allow())) else { return };
-                if let Err(e) = monitor::tick(&store, &http, &webhooks, &counters, &mut seen).await {
+                let Some((counters, webhooks, log)) = me.upgrade().map(|s| (s.metrics.counters(), s.webhook_allow(), s.log.progress())) else { return };
+                if let Err(e) = monitor::tick(&store, &http, &webhooks, &counters, log, &mut kept).await {
                     tracing::warn!("monitor tick failed: {}", e.message());
                 }
                 tokio::time::sleep(monitor::TICK).await;
@@ -348,7 +368,7 @@ impl Serving {
 
     /// Why a stored deployment is not serving, if its last load failed.
     pub fn load_error(&self, deployment: &str) -> Option<String> {
-        self.load_errors.read().expect("errors lock").get(deployment).cloned()
+        self.load_errors.read().expect("errors lock").get(deployment).map(|f| f.message.clone())
     }
 
     pub fn all_routes(&self) -> Vec<Arc<Routes>> {
@@ -360,14 +380,17 @@ impl Serving {
     pub fn install(&self, routes: Routes) -> Arc<Routes> {
         let routes = Arc::new(routes);
         self.live.write().expect("live lock").insert(routes.spec.name.clone(), routes.clone());
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         routes
     }
 
-    /// Takes a deployment out of service. Waits for a resync in progress, which may have read
-    /// the deployment before it was deleted and would otherwise install it again.
+    /// Takes a deployment out of service. Waits for a resync's install in progress, and moves
+    /// the generation so that a resync that read the deployment before it was deleted does not
+    /// install it again.
     pub async fn remove(&self, deployment: &str) {
         let _guard = self.sync_lock.lock().await;
         self.live.write().expect("live lock").remove(deployment);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Installs routes built for a changed spec, after any resync in progress (which may have
@@ -378,12 +401,25 @@ impl Serving {
     }
 
     /// Re-reads every deployment and re-resolves aliases, swapping routes whose versions moved.
+    /// Models are downloaded and parsed outside the install lock, so a slow or failing load
+    /// never holds up a change made through the API; a deployment that fails is tried again
+    /// with backoff, not re-downloaded every resync.
     pub async fn sync_all(&self) -> steward_core::Result<()> {
-        let _guard = self.sync_lock.lock().await;
-        let stored = self.store.list_deployments().await?;
-        let names: Vec<String> = stored.iter().map(|d| d.spec.name.clone()).collect();
-        self.live.write().expect("live lock").retain(|k, _| names.contains(k));
-        self.load_errors.write().expect("errors lock").retain(|k, _| names.contains(k));
+        use std::sync::atomic::Ordering::SeqCst;
+        let (stored, mut generation) = {
+            let _guard = self.sync_lock.lock().await;
+            let stored = self.store.list_deployments().await?;
+            let names: Vec<String> = stored.iter().map(|d| d.spec.name.clone()).collect();
+            let mut live = self.live.write().expect("live lock");
+            let before = live.len();
+            live.retain(|k, _| names.contains(k));
+            if live.len() != before {
+                self.generation.fetch_add(1, SeqCst);
+            }
+            drop(live);
+            self.load_errors.write().expect("errors lock").retain(|k, _| names.contains(k));
+            (stored, self.generation.load(SeqCst))
+        };
         for d in stored {
             let current = self.routes(&d.spec.name);
             if let Some(cur) = &current
@@ -392,18 +428,58 @@ impl Serving {
             {
                 continue;
             }
-            match self.build(&d.spec).await {
+            let waiting = self.load_errors.read().expect("errors lock").get(&d.spec.name).is_some_and(|f| f.spec == d.spec && Instant::now() < f.next_try);
+            if waiting {
+                continue;
+            }
+            let built = self.build(&d.spec).await;
+            let _guard = self.sync_lock.lock().await;
+            if self.generation.load(SeqCst) != generation {
+                // A change was installed meanwhile: what this resync read may be stale; the next
+                // one starts over.
+                return Ok(());
+            }
+            match built {
                 Ok(routes) => {
                     self.load_errors.write().expect("errors lock").remove(&d.spec.name);
                     self.install(routes);
+                    generation = self.generation.load(SeqCst);
                 }
                 Err(e) => {
-                    tracing::warn!(deployment = %d.spec.name, "cannot load deployment: {}", e.message());
-                    self.load_errors.write().expect("errors lock").insert(d.spec.name.clone(), e.message().to_owned());
+                    let mut errors = self.load_errors.write().expect("errors lock");
+                    let failures = errors.get(&d.spec.name).filter(|f| f.spec == d.spec).map_or(0, |f| f.failures) + 1;
+                    let delay = RETRY_FIRST.saturating_mul(1 << failures.min(16).saturating_sub(1)).min(RETRY_MAX);
+                    tracing::warn!(deployment = %d.spec.name, failures, retry_in_s = delay.as_secs(), "cannot load deployment: {}", e.message());
+                    errors.insert(d.spec.name.clone(), LoadFailure { spec: d.spec.clone(), message: e.message().to_owned(), failures, next_try: Instant::now() + delay });
                 }
             }
         }
+        self.forget_unserved().await;
         Ok(())
+    }
+
+    /// Drops what no route serves any more: loaded models beyond the few most recently served
+    /// ([`KEEP_UNROUTED`]), and the request metrics of routes gone (after a grace period, so
+    /// that a route being built for a change is not dropped before it is installed).
+    async fn forget_unserved(&self) {
+        let routes = self.all_routes();
+        let served: Vec<&Arc<Served>> = routes.iter().flat_map(|r| std::iter::once(&r.champion).chain(r.challenger.as_ref()).chain(r.shadow.as_ref())).collect();
+        let now = Instant::now();
+        let mut models = self.models.lock().await;
+        let mut unrouted = Vec::new();
+        for (key, (model, last)) in models.iter_mut() {
+            if served.iter().any(|s| Arc::ptr_eq(&s.runtime, model)) {
+                *last = now;
+            } else {
+                unrouted.push((key.clone(), *last));
+            }
+        }
+        unrouted.sort_by_key(|(_, last)| std::cmp::Reverse(*last));
+        for (key, _) in unrouted.into_iter().skip(KEEP_UNROUTED) {
+            models.remove(&key);
+        }
+        drop(models);
+        self.metrics.retain_routes(|stats| served.iter().any(|s| Arc::ptr_eq(&s.stats, stats)));
     }
 
     async fn resolve_all(&self, spec: &DeploymentSpec) -> steward_core::Result<Vec<(String, i64)>> {
@@ -488,7 +564,7 @@ impl Serving {
         let (name, version) = (mv.name.as_str(), mv.version);
         let id = self.store.get_registered_model(name).await?.id;
         let key = (id, version);
-        if let Some(m) = self.models.lock().await.get(&key) {
+        if let Some((m, _)) = self.models.lock().await.get(&key) {
             return Ok(m.clone());
         }
         let uri = self.store.download_uri(name, version).await?;
@@ -507,7 +583,7 @@ impl Serving {
             .map_err(|e| Error::internal(format!("loading {what}: {e}")))?
             .map_err(|e| Error::invalid(format!("{what}: {e}")))?;
         let model = Arc::new(model);
-        self.models.lock().await.insert(key, model.clone());
+        self.models.lock().await.insert(key, (model.clone(), Instant::now()));
         Ok(model)
     }
 

@@ -3,7 +3,9 @@
 //! (Evidently's tests), prediction drift, missing and out-of-range shares, dataset drift,
 //! fairness by a protected attribute logged as context, latency and error rate — and its
 //! labelled predictions judged in windows of the same size in the order their labels arrived
-//! (accuracy, ROC AUC and the rest of `steward_stats::quality`, equalized odds). Every metric is
+//! (accuracy, ROC AUC and the rest of `steward_stats::quality`, equalized odds); before labels
+//! arrive, accuracy and ROC AUC are estimated per window from the scores (NannyML's CBPE,
+//! calibrated on a labelled reference). Every metric is
 //! stored as a time series; thresholds raise alerts, delivered to the monitor's webhook
 //! (Slack-compatible) with retries and backoff.
 
@@ -15,16 +17,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use steward_core::serving::{Alert, DEFAULT_REPEAT_MS, MonitorMetric, PredictionRecord, WindowKind};
 use steward_core::{Error, Result};
+use steward_stats::cbpe::{self, Isotonic};
 use steward_stats::drift::{self, ColumnType, DriftOptions, StatTest, Values};
 use steward_stats::profile::{ColumnProfile, Profile};
-use steward_store::{MetadataStore, Window};
+use steward_store::{Cursor, MetadataStore, Window};
 
 /// How often monitors look for complete windows.
 pub const TICK: Duration = Duration::from_millis(500);
-/// How long after a time window closes it is judged: the prediction log writes in batches.
+/// How long after a prediction's time it is surely queued for the log (its time is taken just
+/// before it is queued); a time window is judged once what was queued by then is committed.
 const GRACE_MS: i64 = 2_000;
+/// The most progress marks kept while the log writer lags; past it the oldest are dropped,
+/// which only delays time windows.
+const MAX_MARKS: usize = 4_096;
 /// The most predictions a time window judges (the first ones); memory stays bounded.
 pub const MAX_WINDOW_PREDICTIONS: usize = 50_000;
+/// The most labelled reference rows a label-free quality estimate is calibrated on.
+pub const MAX_REFERENCE_ROWS: usize = 100_000;
+/// The fewest: a calibration check over ten folds needs a few rows in each.
+const MIN_REFERENCE_ROWS: usize = 20;
 const WEBHOOK_ATTEMPTS: i64 = 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +68,8 @@ pub struct MonitorSpec {
     pub outputs: Outputs,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<QualitySpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_quality: Option<EstimatedQualitySpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fairness: Option<FairnessSpec>,
     #[serde(default)]
@@ -95,6 +108,60 @@ pub struct QualitySpec {
     pub min_roc_auc: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_accuracy: Option<f64>,
+}
+
+/// Quality estimated from the scores before labels arrive, for binary classifiers: NannyML's
+/// confidence-based performance estimation (`steward_stats::cbpe`). The model's scores on a
+/// labelled reference (the probability of the positive class, as the deployed model gives it)
+/// and the reference's labels calibrate the scores; each window then gets the expected accuracy
+/// of the labels the model gave and the expected ROC AUC.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EstimatedQualitySpec {
+    pub reference_scores: Vec<f64>,
+    pub reference_labels: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_roc_auc: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_accuracy: Option<f64>,
+    /// Fitted when the spec is parsed; `None` when the reference's scores need no calibration.
+    #[serde(skip)]
+    pub calibration: Option<Isotonic>,
+}
+
+impl EstimatedQualitySpec {
+    fn check(&mut self, positive: &str) -> Result<()> {
+        let (n, m) = (self.reference_scores.len(), self.reference_labels.len());
+        if n != m {
+            return Err(Error::invalid(format!("estimated_quality: {n} reference_scores but {m} reference_labels")));
+        }
+        if !(MIN_REFERENCE_ROWS..=MAX_REFERENCE_ROWS).contains(&n) {
+            return Err(Error::invalid(format!("estimated_quality.reference_scores must hold {MIN_REFERENCE_ROWS} to {MAX_REFERENCE_ROWS} rows, got {n}")));
+        }
+        if let Some((i, s)) = self.reference_scores.iter().enumerate().find(|(_, s)| !s.is_finite()) {
+            return Err(Error::invalid(format!("estimated_quality.reference_scores[{i}] is not a finite number ({s})")));
+        }
+        let mut labels = Vec::with_capacity(n);
+        for (i, v) in self.reference_labels.iter().enumerate() {
+            let class = key(v).ok_or_else(|| Error::invalid(format!("estimated_quality.reference_labels[{i}] must be a class (number, string or boolean), got {v}")))?;
+            labels.push(u8::from(class == positive));
+        }
+        let positives = labels.iter().filter(|l| **l == 1).count();
+        if positives == 0 || positives == n {
+            return Err(Error::invalid(format!(
+                "estimated_quality.reference_labels must hold both the positive class '{positive}' and another, got {positives} positive of {n}"
+            )));
+        }
+        share("estimated_quality.min_roc_auc", self.min_roc_auc)?;
+        share("estimated_quality.min_accuracy", self.min_accuracy)?;
+        self.calibration = cbpe::calibration(&self.reference_scores, &labels).map_err(|e| Error::invalid(format!("estimated_quality: {e}")))?;
+        Ok(())
+    }
+
+    /// A score as a probability: calibrated when the reference called for it.
+    fn probability(&self, score: f64) -> f64 {
+        self.calibration.as_ref().map_or(score, |c| c.predict(score))
+    }
 }
 
 /// Group fairness by a protected attribute that callers send as context
@@ -152,7 +219,7 @@ fn share(name: &str, v: Option<f64>) -> Result<()> {
 
 impl MonitorSpec {
     pub fn parse(v: Value) -> Result<Self> {
-        let spec: MonitorSpec = serde_json::from_value(v).map_err(|e| Error::invalid(format!("monitor spec: {e}")))?;
+        let mut spec: MonitorSpec = serde_json::from_value(v).map_err(|e| Error::invalid(format!("monitor spec: {e}")))?;
         if spec.window_size < 10 {
             return Err(Error::invalid(format!("window_size must be at least 10 predictions, got {}", spec.window_size)));
         }
@@ -175,6 +242,10 @@ impl MonitorSpec {
             share("quality.threshold", Some(q.threshold))?;
             share("quality.min_roc_auc", q.min_roc_auc)?;
             share("quality.min_accuracy", q.min_accuracy)?;
+        }
+        let positive = spec.positive();
+        if let Some(e) = &mut spec.estimated_quality {
+            e.check(&positive)?;
         }
         if let Some(f) = &spec.fairness {
             if f.attribute.is_empty() {
@@ -342,7 +413,7 @@ fn alert(deployment: &str, time: i64, kind: &str, value: f64, threshold: f64, me
 }
 
 /// The alert kinds a window of answered predictions judges (and so can resolve).
-const PREDICTION_KINDS: &[&str] = &["data_drift", "prediction_drift", "fairness", "latency", "error_rate", "data_quality"];
+const PREDICTION_KINDS: &[&str] = &["data_drift", "prediction_drift", "estimated_quality", "fairness", "latency", "error_rate", "data_quality"];
 /// The alert kinds a window of labelled predictions judges.
 const LABEL_KINDS: &[&str] = &["quality"];
 
@@ -482,6 +553,11 @@ pub fn judge(deployment: &str, spec: &MonitorSpec, records: &[PredictionRecord],
             }
         }
     }
+    if let Some(e) = &spec.estimated_quality {
+        let (m, a) = estimated(deployment, window, spec, e, &answers);
+        metrics.extend(m);
+        alerts.extend(a);
+    }
     let (m, a) = decisions(deployment, spec, records, &answers);
     metrics.extend(m);
     alerts.extend(a);
@@ -509,6 +585,49 @@ pub fn judge(deployment: &str, spec: &MonitorSpec, records: &[PredictionRecord],
         && worst > max
     {
         alerts.push(alert(deployment, window.1, "data_quality", worst, max, format!("Data quality on deployment '{deployment}': {:.1}% of '{feature}' missing over the last {n} predictions, above {:.1}%", worst * 100.0, max * 100.0)));
+    }
+    (metrics, alerts)
+}
+
+/// A window's label-free quality: every row with a score, its calibrated probability, the
+/// score itself (which orders the ROC curve) and whether the model labelled it positive.
+fn estimated(deployment: &str, window: (i64, i64), spec: &MonitorSpec, e: &EstimatedQualitySpec, answers: &[Answered]) -> (Vec<MonitorMetric>, Vec<Alert>) {
+    let (mut metrics, mut alerts) = (Vec::new(), Vec::new());
+    let positive = spec.positive();
+    let (mut probabilities, mut scores, mut predicted) = (Vec::new(), Vec::new(), Vec::new());
+    for a in answers {
+        for (i, s) in a.scores.iter().enumerate() {
+            let Some(s) = s.filter(|s| s.is_finite()) else { continue };
+            probabilities.push(e.probability(s));
+            scores.push(s);
+            predicted.push(u8::from(a.labels.get(i).cloned().flatten().is_some_and(|l| l == positive)));
+        }
+    }
+    if scores.is_empty() {
+        return (metrics, alerts);
+    }
+    let estimate = match cbpe::estimate_with(&probabilities, &scores, &predicted) {
+        Ok(estimate) => estimate,
+        Err(err) => {
+            tracing::warn!(deployment, "quality not estimated: {err}");
+            return (metrics, alerts);
+        }
+    };
+    let n = estimate.rows;
+    metrics.push(metric(deployment, window, "estimated_accuracy", "", estimate.accuracy));
+    if let Some(auc) = estimate.roc_auc {
+        metrics.push(metric(deployment, window, "estimated_roc_auc", "", auc));
+        if let Some(min) = e.min_roc_auc
+            && auc < min
+        {
+            alerts.push(alert(deployment, window.1, "estimated_quality", auc, min, format!("Estimated quality on deployment '{deployment}': ROC AUC {auc:.4} estimated over the last {n} rows (no labels yet), below {min}")));
+        }
+    }
+    if let Some(min) = e.min_accuracy
+        && estimate.accuracy < min
+    {
+        let accuracy = estimate.accuracy;
+        alerts.push(alert(deployment, window.1, "estimated_quality", accuracy, min, format!("Estimated quality on deployment '{deployment}': accuracy {accuracy:.4} estimated over the last {n} rows (no labels yet), below {min}")));
     }
     (metrics, alerts)
 }
@@ -589,8 +708,39 @@ pub fn judge_labels(deployment: &str, spec: &MonitorSpec, labelled: &[(Predictio
 /// Failed and answered request counts of every deployment, as the serving counters have them.
 pub type Counters = HashMap<String, (u64, u64)>;
 
+/// What the monitor loop keeps between ticks: each deployment's request counts as of its last
+/// window, and each monitor's parsed spec with the text it was parsed from — parsed again only
+/// when the text changes, since parsing reads the reference samples and fits a calibration.
+#[derive(Default)]
+pub struct TickState {
+    seen: Counters,
+    specs: HashMap<String, (String, Arc<MonitorSpec>)>,
+    /// (a time, how many records the log had queued by GRACE_MS after it), oldest first.
+    marks: std::collections::VecDeque<(i64, u64)>,
+    settled: i64,
+}
+
+impl TickState {
+    /// A time before which every prediction made is committed (or was refused by the log):
+    /// the latest mark whose queued records have all been written. `log` is the prediction
+    /// log's (queued, settled) record counts.
+    fn settled(&mut self, now: i64, log: (u64, u64)) -> i64 {
+        self.marks.push_back((now - GRACE_MS, log.0));
+        if self.marks.len() > MAX_MARKS {
+            self.marks.pop_front();
+        }
+        while let Some(&(time, queued)) = self.marks.front()
+            && queued <= log.1
+        {
+            self.settled = self.settled.max(time);
+            self.marks.pop_front();
+        }
+        self.settled
+    }
+}
+
 /// Judges every complete window waiting on every monitor. `counters` gives each deployment's
-/// (answered, failed) request totals; `seen` keeps them as of each deployment's last window.
+/// (answered, failed) request totals.
 /// Statistics (and parsing a spec with its reference samples) run on the blocking pool, never
 /// on the async runtime that answers requests.
 async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
@@ -602,21 +752,33 @@ async fn judged_off_runtime(deployment: &str, spec: &Arc<MonitorSpec>, records: 
     off_runtime(move || judge(&d, &s, &records, error_rate)).await
 }
 
-pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, webhooks: &[String], counters: &Counters, seen: &mut Counters) -> Result<()> {
-    for state in store.monitors().await? {
+pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, webhooks: &[String], counters: &Counters, log: (u64, u64), kept: &mut TickState) -> Result<()> {
+    let settled = kept.settled(super::now_ms(), log);
+    let monitors = store.monitors().await?;
+    kept.specs.retain(|d, _| monitors.iter().any(|m| &m.deployment == d));
+    let seen = &mut kept.seen;
+    for state in monitors {
         let deployment = state.deployment;
-        let text = state.spec;
-        let parsed = off_runtime(move || serde_json::from_str::<Value>(&text).map_err(|e| Error::internal(e.to_string())).and_then(MonitorSpec::parse)).await?;
-        let spec = match parsed {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                tracing::error!(deployment, "unreadable monitor spec: {}", e.message());
-                continue;
+        let spec = match kept.specs.get(&deployment) {
+            Some((text, spec)) if *text == state.spec => spec.clone(),
+            _ => {
+                let text = state.spec.clone();
+                let parsed = off_runtime(move || serde_json::from_str::<Value>(&text).map_err(|e| Error::internal(e.to_string())).and_then(MonitorSpec::parse)).await?;
+                match parsed {
+                    Ok(s) => {
+                        let spec = Arc::new(s);
+                        kept.specs.insert(deployment.clone(), (state.spec, spec.clone()));
+                        spec
+                    }
+                    Err(e) => {
+                        tracing::error!(deployment, "unreadable monitor spec: {}", e.message());
+                        continue;
+                    }
+                }
             }
         };
         let mut raised = Vec::new();
         let repeat_ms = spec.repeat_interval_seconds.map_or(DEFAULT_REPEAT_MS, |s| (s as i64).saturating_mul(1000));
-        let (mut time, mut id) = state.cursor;
         let mut error_rate = || {
             let now = counters.get(&deployment).copied().unwrap_or_default();
             let before = seen.insert(deployment.clone(), now).unwrap_or_default();
@@ -624,54 +786,59 @@ pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, webhoo
             (answered + failed > 0).then(|| failed as f64 / (answered + failed) as f64)
         };
         match spec.window_seconds {
-            None => loop {
-                let records = store.predictions_after(&deployment, time, &id, spec.window_size as i64).await?;
-                if records.len() < spec.window_size {
-                    break;
+            // In commit order: a prediction committed late still lands in the next window.
+            None => {
+                let mut seq = state.cursor_seq;
+                loop {
+                    let mut numbered = store.predictions_after(&deployment, seq, state.time_cursor, spec.window_size as i64).await?;
+                    if numbered.len() < spec.window_size {
+                        break;
+                    }
+                    seq = numbered.last().expect("a full window").0;
+                    let records: Vec<PredictionRecord> = numbered.drain(..).map(|(_, r)| r).collect();
+                    let end = records.iter().map(|r| r.time).max().unwrap_or_default();
+                    let (metrics, alerts) = judged_off_runtime(&deployment, &spec, records, error_rate()).await?;
+                    raised.extend(store.record_window(Window { deployment: &deployment, kind: WindowKind::Predictions, cursor: Cursor::Seq(seq), end, judged: PREDICTION_KINDS, repeat_ms }, &metrics, &alerts).await?);
                 }
-                let last = records.last().map(|r| (r.time, r.id.clone())).expect("a full window");
-                let (metrics, alerts) = judged_off_runtime(&deployment, &spec, records, error_rate()).await?;
-                raised.extend(store.record_window(Window { deployment: &deployment, kind: WindowKind::Predictions, cursor: (last.0, &last.1), end: last.0, judged: PREDICTION_KINDS, repeat_ms }, &metrics, &alerts).await?);
-                (time, id) = last;
-            },
-            // The cursor is the next window's start, with an empty id: predictions at that
-            // millisecond belong to it.
+            }
+            // By prediction time, each window judged once every prediction made before its end
+            // is committed (`settled`); the cursor is the next window's start.
             Some(seconds) => {
                 let width = seconds as i64 * 1000;
-                let now = super::now_ms();
-                while time + width + GRACE_MS <= now {
+                let mut time = state.time_cursor;
+                while time + width <= settled {
                     let end = time + width;
-                    let mut records = store.predictions_after(&deployment, time, "", MAX_WINDOW_PREDICTIONS as i64).await?;
-                    records.retain(|r| r.time < end);
+                    let records = store.predictions_between(&deployment, time, Some(end), MAX_WINDOW_PREDICTIONS as i64).await?;
                     let empty = records.is_empty();
                     let (metrics, alerts) = if empty { (Vec::new(), Vec::new()) } else { judged_off_runtime(&deployment, &spec, records, error_rate()).await? };
                     // An empty stretch is skipped to the window of the next prediction.
                     let next = match empty {
-                        true => match store.predictions_after(&deployment, end, "", 1).await?.first() {
+                        true => match store.predictions_between(&deployment, end, None, 1).await?.first() {
                             Some(r) => end + (r.time - end) / width * width,
-                            None => end + (now - GRACE_MS - end).max(0) / width * width,
+                            None => end + (settled - end).max(0) / width * width,
                         },
                         false => end,
                     };
                     // An empty stretch judges nothing: it neither raises nor resolves.
                     let judged = if empty { &[][..] } else { PREDICTION_KINDS };
-                    raised.extend(store.record_window(Window { deployment: &deployment, kind: WindowKind::Predictions, cursor: (next, ""), end, judged, repeat_ms }, &metrics, &alerts).await?);
+                    raised.extend(store.record_window(Window { deployment: &deployment, kind: WindowKind::Predictions, cursor: Cursor::Time(next), end, judged, repeat_ms }, &metrics, &alerts).await?);
                     time = next.max(end);
                 }
             }
         }
         if spec.quality.is_some() {
-            let (mut time, mut id) = state.label_cursor;
+            let mut seq = state.label_cursor_seq;
             loop {
-                let labelled = store.labelled_after(&deployment, time, &id, spec.window_size as i64).await?;
-                if labelled.len() < spec.window_size {
+                let numbered = store.labels_after(&deployment, seq, spec.window_size as i64).await?;
+                if numbered.len() < spec.window_size {
                     break;
                 }
-                let last = labelled.last().map(|l| (l.2, l.0.id.clone())).expect("a full window");
+                seq = numbered.last().expect("a full window").3;
+                let labelled: Vec<(PredictionRecord, Value, i64)> = numbered.into_iter().map(|(r, label, time, _)| (r, label, time)).collect();
+                let end = labelled.iter().map(|l| l.2).max().unwrap_or_default();
                 let (d, sp) = (deployment.clone(), spec.clone());
                 let (metrics, alerts) = off_runtime(move || judge_labels(&d, &sp, &labelled)).await?;
-                raised.extend(store.record_window(Window { deployment: &deployment, kind: WindowKind::Labels, cursor: (last.0, &last.1), end: last.0, judged: LABEL_KINDS, repeat_ms }, &metrics, &alerts).await?);
-                (time, id) = last;
+                raised.extend(store.record_window(Window { deployment: &deployment, kind: WindowKind::Labels, cursor: Cursor::Seq(seq), end, judged: LABEL_KINDS, repeat_ms }, &metrics, &alerts).await?);
             }
         }
         if let Some(url) = &spec.webhook_url {
@@ -858,6 +1025,28 @@ mod tests {
     }
 
     #[test]
+    fn quality_is_estimated_before_labels_and_a_floor_alerts() {
+        // A reference whose scores are calibrated as they are: P(1) = score.
+        let scores: Vec<f64> = (0..200).map(|i| (f64::from(i) + 0.5) / 200.0).collect();
+        let labels: Vec<u8> = scores.iter().enumerate().map(|(i, s)| u8::from(((i * 7919) % 200) as f64 / 200.0 < *s)).collect();
+        let s = spec(json!({ "estimated_quality": { "reference_scores": scores, "reference_labels": labels, "min_accuracy": 0.8 } }));
+        let calibration = s.estimated_quality.as_ref().unwrap().calibration.clone();
+        // Live answers near the boundary: each is right about as often as its score says.
+        let p1 = [0.55, 0.6, 0.45, 0.4, 0.65, 0.35, 0.5, 0.58, 0.42, 0.62];
+        let records: Vec<_> = (0..10).map(|i| record(i, 10.0, i64::from(p1[i] >= 0.5), p1[i], "A", 100)).collect();
+        let (metrics, alerts) = judge("d", &s, &records, None);
+        let calibrated: Vec<f64> = p1.iter().map(|p| calibration.as_ref().map_or(*p, |c| c.predict(*p))).collect();
+        let predicted: Vec<u8> = p1.iter().map(|p| u8::from(*p >= 0.5)).collect();
+        let want = steward_stats::cbpe::estimate_with(&calibrated, &p1, &predicted).unwrap();
+        assert_eq!(value(&metrics, "estimated_accuracy", ""), Some(want.accuracy));
+        assert_eq!(value(&metrics, "estimated_roc_auc", ""), want.roc_auc);
+        assert!(want.accuracy < 0.8);
+        let estimated: Vec<&Alert> = alerts.iter().filter(|a| a.kind == "estimated_quality").collect();
+        assert_eq!(estimated.len(), 1, "{alerts:?}");
+        assert!(estimated[0].message.contains("no labels yet"), "{}", estimated[0].message);
+    }
+
+    #[test]
     fn bad_specs_name_the_field() {
         let base = || json!({ "reference": { "rows": 1, "columns": [{ "name": "x", "type": "numerical", "count": 1, "missing": 0, "sample": [1.0] }] }, "window_size": 10 });
         for (extra, needle) in [
@@ -866,6 +1055,9 @@ mod tests {
             (json!({ "slo": { "max_latency_p95_ms": -1 } }), "slo.max_latency_p95_ms"),
             (json!({ "slo": { "max_eror_rate": 0.1 } }), "max_eror_rate"),
             (json!({ "outputs": { "positive": [1] } }), "class"),
+            (json!({ "estimated_quality": { "reference_scores": vec![0.5; 30], "reference_labels": vec![1; 29] } }), "30 reference_scores but 29 reference_labels"),
+            (json!({ "estimated_quality": { "reference_scores": vec![0.5; 30], "reference_labels": vec![1; 30] } }), "both the positive class '1' and another"),
+            (json!({ "estimated_quality": { "reference_scores": vec![0.5; 5], "reference_labels": [1, 0, 1, 0, 1] } }), "20 to 100000 rows, got 5"),
         ] {
             let mut v = base();
             v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());

@@ -13,6 +13,35 @@ use crate::AgentStore;
 
 const ACTION_COLUMNS: &str = "id, incident_id, deployment, kind, status, reason, requested, decided_by, decision_reason, updated, outcome";
 
+const INCIDENT_COLUMNS: &str = "id, deployment, trigger_name, kind, evidence, status, opened";
+const ANALYSES: &str = "SELECT a.incident_id, a.source, a.body, a.created FROM incident_analyses a";
+
+/// Incidents read with `INCIDENT_COLUMNS`, each with its analyses (rows of `ANALYSES`).
+fn incidents(rows: &[AnyRow], analyses: &[AnyRow]) -> Result<Vec<Incident>> {
+    let mut incidents = rows
+        .iter()
+        .map(|r| {
+            Ok(Incident {
+                id: r.get(0),
+                deployment: r.get(1),
+                trigger: r.get(2),
+                kind: r.get(3),
+                evidence: serde_json::from_str(&r.get::<String, _>(4)).map_err(|e| Error::internal(format!("stored evidence: {e}")))?,
+                status: r.get(5),
+                opened: r.get(6),
+                analyses: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for r in analyses {
+        let id: String = r.get(0);
+        if let Some(i) = incidents.iter_mut().find(|i| i.id == id) {
+            i.analyses.push(IncidentAnalysis { source: r.get(1), text: r.get(2), created: r.get(3) });
+        }
+    }
+    Ok(incidents)
+}
+
 fn action(r: &AnyRow) -> AgentAction {
     AgentAction {
         id: r.get(0),
@@ -48,40 +77,25 @@ impl AgentStore for SqlStore {
     }
 
     async fn incidents(&self, deployment: Option<&str>) -> Result<Vec<Incident>> {
-        let cols = "id, deployment, trigger_name, kind, evidence, status, opened";
-        let rows = match deployment {
-            Some(d) => self.rows(format!("SELECT {cols} FROM incidents WHERE deployment = $1 ORDER BY opened, id"), vec![Bind::from(d)]).await?,
-            None => self.rows(format!("SELECT {cols} FROM incidents ORDER BY opened, id"), vec![]).await?,
+        let (rows, analyses) = match deployment {
+            Some(d) => (
+                self.rows(format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE deployment = $1 ORDER BY opened, id"), vec![Bind::from(d)]).await?,
+                self.rows(format!("{ANALYSES} JOIN incidents i ON i.id = a.incident_id WHERE i.deployment = $1 ORDER BY a.created, a.source"), vec![Bind::from(d)]).await?,
+            ),
+            None => (
+                self.rows(format!("SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY opened, id"), vec![]).await?,
+                self.rows(format!("{ANALYSES} ORDER BY a.created, a.source"), vec![]).await?,
+            ),
         };
-        let analyses = match deployment {
-            Some(d) => {
-                self.rows("SELECT a.incident_id, a.source, a.body, a.created FROM incident_analyses a JOIN incidents i ON i.id = a.incident_id WHERE i.deployment = $1 ORDER BY a.created, a.source".into(), vec![Bind::from(d)]).await?
-            }
-            None => self.rows("SELECT incident_id, source, body, created FROM incident_analyses ORDER BY created, source".into(), vec![]).await?,
-        };
-        rows.iter()
-            .map(|r| {
-                Ok(Incident {
-                    id: r.get(0),
-                    deployment: r.get(1),
-                    trigger: r.get(2),
-                    kind: r.get(3),
-                    evidence: serde_json::from_str(&r.get::<String, _>(4)).map_err(|e| Error::internal(format!("stored evidence: {e}")))?,
-                    status: r.get(5),
-                    opened: r.get(6),
-                    analyses: Vec::new(),
-                })
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(|mut incidents| {
-                for r in &analyses {
-                    let id: String = r.get(0);
-                    if let Some(i) = incidents.iter_mut().find(|i| i.id == id) {
-                        i.analyses.push(IncidentAnalysis { source: r.get(1), text: r.get(2), created: r.get(3) });
-                    }
-                }
-                incidents
-            })
+        incidents(&rows, &analyses)
+    }
+
+    async fn open_incidents(&self, deployment: &str) -> Result<Vec<Incident>> {
+        let rows = self.rows(format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE deployment = $1 AND status = 'open' ORDER BY opened, id"), vec![Bind::from(deployment)]).await?;
+        let analyses = self
+            .rows(format!("{ANALYSES} JOIN incidents i ON i.id = a.incident_id WHERE i.deployment = $1 AND i.status = 'open' ORDER BY a.created, a.source"), vec![Bind::from(deployment)])
+            .await?;
+        incidents(&rows, &analyses)
     }
 
     async fn add_analysis(&self, audit: &Audit, incident_id: &str, source: &str, text: &str) -> Result<()> {

@@ -28,6 +28,8 @@ const SQLITE: &[Migration] = &[
     Migration { version: 13, name: "search_layout", sql: include_str!("../../migrations/sqlite/0013_search_layout.sql") },
     Migration { version: 14, name: "governance", sql: include_str!("../../migrations/sqlite/0014_governance.sql") },
     Migration { version: 15, name: "alert_lifecycle", sql: include_str!("../../migrations/sqlite/0015_alert_lifecycle.sql") },
+    Migration { version: 16, name: "ledger_by_entity", sql: include_str!("../../migrations/sqlite/0016_ledger_by_entity.sql") },
+    Migration { version: 17, name: "commit_order", sql: include_str!("../../migrations/sqlite/0017_commit_order.sql") },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -46,6 +48,8 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 13, name: "search_layout", sql: include_str!("../../migrations/postgres/0013_search_layout.sql") },
     Migration { version: 14, name: "governance", sql: include_str!("../../migrations/postgres/0014_governance.sql") },
     Migration { version: 15, name: "alert_lifecycle", sql: include_str!("../../migrations/postgres/0015_alert_lifecycle.sql") },
+    Migration { version: 16, name: "ledger_by_entity", sql: include_str!("../../migrations/postgres/0016_ledger_by_entity.sql") },
+    Migration { version: 17, name: "commit_order", sql: include_str!("../../migrations/postgres/0017_commit_order.sql") },
 ];
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {

@@ -985,6 +985,28 @@ impl MetadataStore for SqlStore {
         self.ledger_page(after, limit.clamp(1, 10_000)).await
     }
 
+    async fn ledger_of_entity(&self, entity_id: &str, prefix: Option<&str>, after: i64, limit: i64) -> Result<Vec<LedgerEntry>> {
+        // Compared in byte order (the order of the `audit_ledger_by_entity` index): a prefix is
+        // the range [prefix, its successor), so `%`, `_` or any other character in it is literal.
+        let id = self.backend.byte_order("entity_id");
+        let mut binds = vec![Bind::I64(after), Bind::from(entity_id)];
+        let mut matches = format!("{id} = $2");
+        if let Some(p) = prefix {
+            binds.push(Bind::from(p));
+            match prefix_successor(p) {
+                Some(end) => {
+                    binds.push(Bind::Text(end));
+                    matches = format!("({matches} OR ({id} >= $3 AND {id} < $4))");
+                }
+                None => matches = format!("({matches} OR {id} >= $3)"),
+            }
+        }
+        binds.push(Bind::I64(limit.clamp(1, 10_000)));
+        let sql = format!("SELECT {LEDGER_COLUMNS} FROM audit_ledger WHERE seq > $1 AND {matches} ORDER BY seq LIMIT ${}", binds.len());
+        let rows = self.rows(sql, binds).await?;
+        Ok(rows.iter().map(ledger_entry_from_row).collect())
+    }
+
     async fn verify_ledger(&self, checkpoints: &[Checkpoint]) -> Result<std::result::Result<i64, Break>> {
         let Some((head_seq, head_hash)) = self.ledger_head().await? else {
             return Ok(Err(Break { seq: 0, reason: "the ledger's head record (table audit_head, row 1) is missing: it was deleted, so the ledger's end cannot be checked".into() }));
@@ -1167,6 +1189,35 @@ fn ledger_entry_from_row(r: &AnyRow) -> LedgerEntry {
 }
 
 const LEDGER_COLUMNS: &str = "seq, ts, actor, action, entity_kind, entity_id, reason, payload_digest, prev_hash, hash";
+
+impl Backend {
+    /// A text column compared in byte (code point) order, whatever the database's collation:
+    /// SQLite's default collation (BINARY) is; PostgreSQL's is the database's unless told "C".
+    pub(crate) fn byte_order(self, column: &str) -> String {
+        match self {
+            Backend::Sqlite => column.to_owned(),
+            Backend::Postgres => format!("{column} COLLATE \"C\""),
+        }
+    }
+}
+
+/// The least string greater than every string that starts with `prefix`, in byte order (the
+/// prefix with its last character moved to the next one): `None` when there is none (an empty
+/// prefix, or one made of the last code point only).
+fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '\u{D7FF}' => Some('\u{E000}'),
+            c => char::from_u32(c as u32 + 1),
+        };
+        if let Some(n) = next {
+            chars.push(n);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
 
 /// Trims a fetched `limit + 1` rows to `limit` and returns the next page's token if the
 /// extra row was there.

@@ -8,7 +8,7 @@ use steward_core::serving::{Alert, Deployment, DeploymentSpec, Feedback, Monitor
 use steward_core::{Error, Result};
 
 use super::{Bind, SqlStore, WriteTx, append, db_error, dyn_query, is_unique_violation, now_ms, value_rows};
-use crate::{MonitorStore, ServingStore, Window};
+use crate::{Cursor, MonitorStore, ServingStore, Window};
 
 /// Rows per multi-row INSERT: 11 binds each stays far below both backends' bind limits.
 const PREDICTION_CHUNK: usize = 500;
@@ -168,15 +168,21 @@ impl ServingStore for SqlStore {
     async fn record_feedback(&self, feedback: &[Feedback]) -> Result<()> {
         let now = now_ms();
         let mut tx = self.begin().await?;
+        let mut seq = next_seqs(&mut tx, "feedback", feedback.len()).await?;
         for f in feedback {
+            seq += 1;
             let exists = sqlx::query("SELECT 1 FROM predictions WHERE id = $1").bind(&f.prediction_id).fetch_optional(&mut *tx).await.map_err(db_error)?;
             if exists.is_none() {
                 return Err(Error::not_found(format!("prediction '{}' does not exist (or is not logged yet)", f.prediction_id)));
             }
-            sqlx::query("INSERT INTO prediction_feedback (prediction_id, label, time) VALUES ($1, $2, $3) ON CONFLICT (prediction_id) DO UPDATE SET label = excluded.label, time = excluded.time")
-                .bind(&f.prediction_id)
-                .bind(f.label.to_string())
-                .bind(now)
+            sqlx::query(
+                "INSERT INTO prediction_feedback (prediction_id, label, time, seq) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (prediction_id) DO UPDATE SET label = excluded.label, time = excluded.time, seq = excluded.seq",
+            )
+            .bind(&f.prediction_id)
+            .bind(f.label.to_string())
+            .bind(now)
+            .bind(seq)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
@@ -196,6 +202,12 @@ impl ServingStore for SqlStore {
     async fn predictions(&self, deployment: &str, since: i64, limit: i64) -> Result<Vec<PredictionRecord>> {
         let sql = format!("SELECT {PREDICTION_COLUMNS} FROM predictions WHERE deployment = $1 AND time >= $2 ORDER BY time, id LIMIT $3");
         let rows = self.rows(sql, vec![Bind::from(deployment), Bind::I64(since), Bind::I64(limit)]).await?;
+        rows.iter().map(prediction).collect()
+    }
+
+    async fn predictions_of_route(&self, deployment: &str, route: RouteRole, since: i64, limit: i64) -> Result<Vec<PredictionRecord>> {
+        let sql = format!("SELECT {PREDICTION_COLUMNS} FROM predictions WHERE deployment = $1 AND route = $2 AND time >= $3 ORDER BY time, id LIMIT $4");
+        let rows = self.rows(sql, vec![Bind::from(deployment), Bind::from(route.as_str()), Bind::I64(since), Bind::I64(limit)]).await?;
         rows.iter().map(prediction).collect()
     }
 }
@@ -222,22 +234,43 @@ fn alert(row: &AnyRow) -> Alert {
 
 #[async_trait]
 impl MonitorStore for SqlStore {
-    async fn predictions_after(&self, deployment: &str, time: i64, id: &str, limit: i64) -> Result<Vec<PredictionRecord>> {
-        let sql = format!(
-            "SELECT {PREDICTION_COLUMNS} FROM predictions WHERE deployment = $1 AND route <> 'shadow' AND (time > $2 OR (time = $2 AND id > $3)) ORDER BY time, id LIMIT $4"
-        );
-        let rows = self.rows(sql, vec![Bind::from(deployment), Bind::I64(time), Bind::from(id), Bind::I64(limit)]).await?;
+    async fn predictions_after(&self, deployment: &str, seq: i64, since: i64, limit: i64) -> Result<Vec<(i64, PredictionRecord)>> {
+        let sql = format!("SELECT {PREDICTION_COLUMNS}, seq FROM predictions WHERE deployment = $1 AND route <> 'shadow' AND seq > $2 AND time >= $3 ORDER BY seq LIMIT $4");
+        let rows = self.rows(sql, vec![Bind::from(deployment), Bind::I64(seq), Bind::I64(since), Bind::I64(limit)]).await?;
+        rows.iter().map(|r| Ok((r.get(11), prediction(r)?))).collect()
+    }
+
+    async fn predictions_between(&self, deployment: &str, start: i64, end: Option<i64>, limit: i64) -> Result<Vec<PredictionRecord>> {
+        let sql = format!("SELECT {PREDICTION_COLUMNS} FROM predictions WHERE deployment = $1 AND route <> 'shadow' AND time >= $2 AND time < $3 ORDER BY time, id LIMIT $4");
+        let rows = self.rows(sql, vec![Bind::from(deployment), Bind::I64(start), Bind::I64(end.unwrap_or(i64::MAX)), Bind::I64(limit)]).await?;
         rows.iter().map(prediction).collect()
     }
 
-    async fn labelled_after(&self, deployment: &str, time: i64, id: &str, limit: i64) -> Result<Vec<(PredictionRecord, serde_json::Value, i64)>> {
+    async fn labels_after(&self, deployment: &str, seq: i64, limit: i64) -> Result<Vec<(PredictionRecord, serde_json::Value, i64, i64)>> {
+        let columns: Vec<String> = PREDICTION_COLUMNS.split(", ").map(|c| format!("p.{c}")).collect();
+        let sql = format!(
+            "SELECT {}, f.label, f.time, f.seq FROM prediction_feedback f JOIN predictions p ON p.id = f.prediction_id \
+             WHERE p.deployment = $1 AND p.route <> 'shadow' AND f.seq > $2 ORDER BY f.seq LIMIT $3",
+            columns.join(", ")
+        );
+        let rows = self.rows(sql, vec![Bind::from(deployment), Bind::I64(seq), Bind::I64(limit)]).await?;
+        let n = columns.len();
+        rows.iter()
+            .map(|r| {
+                let label = serde_json::from_str(&r.get::<String, _>(n)).map_err(|e| Error::internal(format!("stored label: {e}")))?;
+                Ok((prediction(r)?, label, r.get(n + 1), r.get(n + 2)))
+            })
+            .collect()
+    }
+
+    async fn labelled_of_route(&self, deployment: &str, route: RouteRole, since: i64, limit: i64) -> Result<Vec<(PredictionRecord, serde_json::Value, i64)>> {
         let columns: Vec<String> = PREDICTION_COLUMNS.split(", ").map(|c| format!("p.{c}")).collect();
         let sql = format!(
             "SELECT {}, f.label, f.time FROM prediction_feedback f JOIN predictions p ON p.id = f.prediction_id \
-             WHERE p.deployment = $1 AND p.route <> 'shadow' AND (f.time > $2 OR (f.time = $2 AND f.prediction_id > $3)) ORDER BY f.time, f.prediction_id LIMIT $4",
+             WHERE p.deployment = $1 AND p.route = $2 AND p.time >= $3 AND f.time >= $3 ORDER BY f.time, f.prediction_id LIMIT $4",
             columns.join(", ")
         );
-        let rows = self.rows(sql, vec![Bind::from(deployment), Bind::I64(time), Bind::from(id), Bind::I64(limit)]).await?;
+        let rows = self.rows(sql, vec![Bind::from(deployment), Bind::from(route.as_str()), Bind::I64(since), Bind::I64(limit)]).await?;
         let n = columns.len();
         rows.iter()
             .map(|r| {
@@ -254,7 +287,8 @@ impl MonitorStore for SqlStore {
             return Err(deployment_not_found(deployment));
         }
         sqlx::query(
-            "INSERT INTO monitors (deployment, spec, cursor_time, cursor_id, label_cursor_time, label_cursor_id, creation_time, created_by) VALUES ($1, $2, $3, '', $3, '', $4, $5) \
+            "INSERT INTO monitors (deployment, spec, cursor_time, cursor_id, label_cursor_time, label_cursor_id, creation_time, created_by, cursor_seq, label_cursor_seq) \
+             VALUES ($1, $2, $3, '', $3, '', $4, $5, (SELECT last FROM log_sequences WHERE name = 'predictions'), (SELECT last FROM log_sequences WHERE name = 'feedback')) \
              ON CONFLICT (deployment) DO UPDATE SET spec = excluded.spec",
         )
         .bind(deployment)
@@ -270,8 +304,8 @@ impl MonitorStore for SqlStore {
     }
 
     async fn monitors(&self) -> Result<Vec<MonitorState>> {
-        let rows = self.rows("SELECT deployment, spec, cursor_time, cursor_id, label_cursor_time, label_cursor_id FROM monitors ORDER BY deployment".into(), vec![]).await?;
-        Ok(rows.iter().map(|r| MonitorState { deployment: r.get(0), spec: r.get(1), cursor: (r.get(2), r.get(3)), label_cursor: (r.get(4), r.get(5)) }).collect())
+        let rows = self.rows("SELECT deployment, spec, cursor_seq, cursor_time, label_cursor_seq FROM monitors ORDER BY deployment".into(), vec![]).await?;
+        Ok(rows.iter().map(|r| MonitorState { deployment: r.get(0), spec: r.get(1), cursor_seq: r.get(2), time_cursor: r.get(3), label_cursor_seq: r.get(4) }).collect())
     }
 
     async fn delete_monitor(&self, audit: &Audit, deployment: &str) -> Result<()> {
@@ -344,29 +378,52 @@ impl MonitorStore for SqlStore {
             sqlx::query("UPDATE alerts SET status = 'resolved', resolved_at = $1 WHERE id = $2").bind(a.resolved_at).bind(&a.id).execute(&mut *tx).await.map_err(db_error)?;
             notices.push(a.clone());
         }
-        let update = match kind {
-            WindowKind::Predictions => "UPDATE monitors SET cursor_time = $1, cursor_id = $2 WHERE deployment = $3",
-            WindowKind::Labels => "UPDATE monitors SET label_cursor_time = $1, label_cursor_id = $2 WHERE deployment = $3",
+        let (update, position) = match (kind, cursor) {
+            (WindowKind::Predictions, Cursor::Seq(seq)) => ("UPDATE monitors SET cursor_seq = $1 WHERE deployment = $2", seq),
+            (WindowKind::Predictions, Cursor::Time(next)) => ("UPDATE monitors SET cursor_time = $1 WHERE deployment = $2", next),
+            (WindowKind::Labels, Cursor::Seq(seq)) => ("UPDATE monitors SET label_cursor_seq = $1 WHERE deployment = $2", seq),
+            (WindowKind::Labels, Cursor::Time(_)) => return Err(Error::internal("label windows move by commit order, not by time")),
         };
-        sqlx::query(update)
-            .bind(cursor.0)
-            .bind(cursor.1)
-            .bind(deployment)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::query(update).bind(position).bind(deployment).execute(&mut *tx).await.map_err(db_error)?;
         tx.commit().await?;
         Ok(notices)
     }
 
-    async fn monitor_metrics(&self, deployment: &str, metric: Option<&str>) -> Result<Vec<MonitorMetric>> {
+    async fn monitor_metrics_latest(&self, deployment: &str, windows: usize) -> Result<Vec<MonitorMetric>> {
+        // Each series (metric, feature) numbered from its newest window; label windows and
+        // prediction windows end at different times, so the latest windows are counted per series.
+        let sql = "SELECT deployment, window_start, window_end, metric, feature, value FROM (\
+                   SELECT deployment, window_start, window_end, metric, feature, value, \
+                   ROW_NUMBER() OVER (PARTITION BY metric, feature ORDER BY window_end DESC) AS newest \
+                   FROM monitor_metrics WHERE deployment = $1) latest \
+                   WHERE newest <= $2 ORDER BY window_end, metric, feature";
+        let windows = i64::try_from(windows).unwrap_or(i64::MAX);
+        let rows = self.rows(sql.to_owned(), vec![Bind::from(deployment), Bind::I64(windows)]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| MonitorMetric { deployment: r.get(0), window_start: r.get(1), window_end: r.get(2), metric: r.get(3), feature: r.get(4), value: r.get(5) })
+            .collect())
+    }
+
+    async fn monitor_metrics_page(&self, deployment: &str, metric: Option<&str>, feature: Option<&str>, after: Option<(i64, &str, &str)>, limit: i64) -> Result<Vec<MonitorMetric>> {
         let mut sql = "SELECT deployment, window_start, window_end, metric, feature, value FROM monitor_metrics WHERE deployment = $1".to_owned();
         let mut binds = vec![Bind::from(deployment)];
         if let Some(m) = metric {
-            sql.push_str(" AND metric = $2");
             binds.push(Bind::from(m));
+            sql.push_str(&format!(" AND metric = ${}", binds.len()));
         }
-        sql.push_str(" ORDER BY window_end, metric, feature");
+        if let Some(f) = feature {
+            binds.push(Bind::from(f));
+            sql.push_str(&format!(" AND feature = ${}", binds.len()));
+        }
+        // Keyset paging on the primary key's order: rows after (window end, metric, feature).
+        if let Some((end, m, f)) = after {
+            binds.extend([Bind::I64(end), Bind::from(m), Bind::from(f)]);
+            let (e, m, f) = (binds.len() - 2, binds.len() - 1, binds.len());
+            sql.push_str(&format!(" AND window_end >= ${e} AND (window_end > ${e} OR metric > ${m} OR (metric = ${m} AND feature > ${f}))"));
+        }
+        binds.push(Bind::I64(limit.max(1)));
+        sql.push_str(&format!(" ORDER BY window_end, metric, feature LIMIT ${}", binds.len()));
         let rows = self.rows(sql, binds).await?;
         Ok(rows
             .iter()
@@ -390,6 +447,15 @@ impl MonitorStore for SqlStore {
     }
 }
 
+/// Reserves `n` commit sequence numbers of a log (`predictions` or `feedback`) inside the
+/// writing transaction; returns the one before the first. Taken first in the transaction, the
+/// counter row's lock holds every other writer of that log until this one commits, so a record
+/// with a lower number is never committed after one with a higher (monitors' cursors rely on it).
+async fn next_seqs(conn: &mut sqlx::AnyConnection, log: &str, n: usize) -> Result<i64> {
+    let row = sqlx::query("UPDATE log_sequences SET last = last + $1 WHERE name = $2 RETURNING last").bind(n as i64).bind(log).fetch_one(&mut *conn).await.map_err(db_error)?;
+    Ok(row.get::<i64, _>(0) - n as i64)
+}
+
 /// A prediction batch from this many bytes of inputs and outputs is written on a connection of
 /// its own, closed afterwards.
 const LARGE_WRITE: usize = 8 << 20;
@@ -397,12 +463,14 @@ const LARGE_WRITE: usize = 8 << 20;
 impl SqlStore {
     /// Inserts predictions in chunks, each record moved into its statement.
     async fn insert_predictions(&self, conn: &mut sqlx::AnyConnection, records: Vec<PredictionRecord>) -> Result<()> {
+        let mut seq = next_seqs(conn, "predictions", records.len()).await?;
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
             let chunk: Vec<PredictionRecord> = records.by_ref().take(PREDICTION_CHUNK).collect();
-            let sql = format!("INSERT INTO predictions ({PREDICTION_COLUMNS}) VALUES {}", value_rows(chunk.len(), 11));
-            let mut binds = Vec::with_capacity(chunk.len() * 11);
+            let sql = format!("INSERT INTO predictions ({PREDICTION_COLUMNS}, seq) VALUES {}", value_rows(chunk.len(), 12));
+            let mut binds = Vec::with_capacity(chunk.len() * 12);
             for r in chunk {
+                seq += 1;
                 binds.extend([
                     Bind::Text(r.id),
                     Bind::Text(r.deployment),
@@ -415,6 +483,7 @@ impl SqlStore {
                     Bind::Text(r.inputs),
                     Bind::Text(r.outputs),
                     Bind::OptText(r.context),
+                    Bind::I64(seq),
                 ]);
             }
             // Not kept prepared: a cached statement would hold its last (large) values.
