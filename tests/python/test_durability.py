@@ -70,3 +70,38 @@ def test_the_fast_mode_loss_window_is_reported(tmp_path):
     lost = [i for i in answered if i not in logged]
     print(f"fast mode: {len(answered)} answered before SIGKILL, {len(lost)} of them missing from the log after restart")
     assert len(answered) > 100, "the load did not get going"
+
+
+def test_a_deployment_that_cannot_load_is_retried_with_backoff(tmp_path):
+    """A stored deployment whose model file changed on disk is refused at load (its digest no
+    longer matches) and tried again after 2 s, then 4 s: the resync does not download and parse
+    it every round, and the API answers meanwhile with why and when it is tried again."""
+    backend = fresh_backend(tmp_path)
+    artifacts = tmp_path / "artifacts"
+    proc, base = start_steward(backend, str(artifacts))
+    mlflow.set_tracking_uri(base)
+    x, y = data(seed=8)
+    register("backoff", onnx_of(LogisticRegression(max_iter=500).fit(x, y)))
+    out = subprocess.run([steward_bin(), "deploy", "create", "backoff", "--model", "models:/backoff/1", "--tracking-uri", base], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    proc.terminate()
+    proc.wait(timeout=10)
+    (model,) = list(artifacts.rglob("*.onnx"))
+    model.write_bytes(model.read_bytes() + b"\0")
+    proc, base = start_steward(backend, str(artifacts))
+    try:
+        seen = {}
+        deadline = time.time() + 30
+        while len(seen) < 3 and time.time() < deadline:
+            d = requests.get(f"{base}/api/steward/v1/deployments/backoff").json()["deployment"]
+            if d.get("state") == "failed":
+                seen.setdefault(d["failures"], d)
+            time.sleep(0.05)
+        assert sorted(seen) == [1, 2, 3], seen
+        assert "digest" in seen[1]["error"], seen[1]
+        # The wait doubles: at most 2 s after the first failure, 4 s after the second.
+        assert 0 < seen[1]["retry_in_ms"] <= 2000 and 2000 < seen[2]["retry_in_ms"] <= 4000 and 4000 < seen[3]["retry_in_ms"] <= 8000, seen
+        assert requests.get(f"{base}/health").status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -121,6 +121,22 @@ def test_drift_alert_after_a_shift_and_none_before(server, tmp_path):
 
     per_feature = requests.get(f"{base}/api/steward/v1/deployments/{name}/monitor/metrics", params={"metric": "drift_detected"}).json()["metrics"]
     assert {m["feature"] for m in per_feature} == {f"f{i}" for i in range(8)}
+    # The series pages: every row once, in order, whatever the page size.
+    metrics_url = f"{base}/api/steward/v1/deployments/{name}/monitor/metrics"
+    whole = requests.get(metrics_url).json()
+    assert "next_page_token" not in whole
+    paged, token = [], None
+    while True:
+        page = requests.get(metrics_url, params={"max_results": 7, **({"page_token": token} if token else {})}).json()
+        assert len(page["metrics"]) <= 7
+        paged.extend(page["metrics"])
+        token = page.get("next_page_token")
+        if not token:
+            break
+    assert paged == whole["metrics"] and len(paged) > 7
+    bad = requests.get(metrics_url, params={"page_token": "not-a-token"})
+    assert bad.status_code == 400 and "page token" in bad.json()["message"], bad.text
+    assert requests.get(metrics_url, params={"max_results": 50_001}).status_code == 400
 
     # The drift holds for ten windows in all: still one alert, firing, notified once; the
     # first stationary window after it resolves it, and that is notified once.

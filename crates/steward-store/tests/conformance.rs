@@ -620,6 +620,77 @@ async fn monitors_read_in_commit_order_and_never_skip_late_records(store: Store)
     assert_eq!(labels, [("a".to_owned(), serde_json::json!(0)), ("b".to_owned(), serde_json::json!(0))]);
 }
 
+async fn bounded_reads_take_only_what_they_need(store: Store) {
+    use steward_core::serving::{DeploymentSpec, Feedback, Incident, ModelRef, MonitorMetric, PredictionRecord, RouteRole, WindowKind};
+    use steward_store::{Cursor, Window};
+    let spec = DeploymentSpec { name: "b".into(), model: ModelRef::Version { name: "m".into(), version: 1 }, challenger: None, shadow: None, fallback: None, model_ids: Default::default(), max_rows_per_request: None };
+    store.put_deployment(&who(), &spec, true).await.unwrap();
+    store.put_monitor(&who(), "b", "{}", 0).await.unwrap();
+    // 20 prediction windows of two series and 5 label windows of one, at their own ends.
+    let metric = |end: i64, name: &str, feature: &str| MonitorMetric { deployment: "b".into(), window_start: end - 1, window_end: end, metric: name.into(), feature: feature.into(), value: end as f64 };
+    for w in 1..=20 {
+        let window = Window { deployment: "b", kind: WindowKind::Predictions, cursor: Cursor::Seq(0), end: w * 10, judged: &[], repeat_ms: 1000 };
+        store.record_window(window, &[metric(w * 10, "drift_share", ""), metric(w * 10, "drift_score", "x")], &[]).await.unwrap();
+    }
+    for w in 1..=5 {
+        let window = Window { deployment: "b", kind: WindowKind::Labels, cursor: Cursor::Seq(0), end: w * 10 + 5, judged: &[], repeat_ms: 1000 };
+        store.record_window(window, &[metric(w * 10 + 5, "roc_auc", "")], &[]).await.unwrap();
+    }
+    let latest = store.monitor_metrics_latest("b", 3).await.unwrap();
+    let got: Vec<(i64, &str)> = latest.iter().map(|m| (m.window_end, m.metric.as_str())).collect();
+    assert_eq!(got, [(35, "roc_auc"), (45, "roc_auc"), (55, "roc_auc"), (180, "drift_score"), (180, "drift_share"), (190, "drift_score"), (190, "drift_share"), (200, "drift_score"), (200, "drift_share")]);
+    // Pages of 7 from the key of the last row: every row once, in order; filters in SQL.
+    let (mut all, mut after): (Vec<MonitorMetric>, Option<(i64, String, String)>) = (Vec::new(), None);
+    loop {
+        let page = store.monitor_metrics_page("b", None, None, after.as_ref().map(|(e, m, f)| (*e, m.as_str(), f.as_str())), 7).await.unwrap();
+        assert!(page.len() <= 7);
+        let Some(last) = page.last() else { break };
+        after = Some((last.window_end, last.metric.clone(), last.feature.clone()));
+        all.extend(page);
+    }
+    assert_eq!(all.len(), 45);
+    assert!(all.windows(2).all(|w| (w[0].window_end, &w[0].metric, &w[0].feature) < (w[1].window_end, &w[1].metric, &w[1].feature)));
+    assert_eq!(store.monitor_metrics_page("b", Some("drift_score"), Some("x"), None, 100).await.unwrap().len(), 20);
+    assert_eq!(store.monitor_metrics_page("b", None, Some(""), None, 100).await.unwrap().len(), 25);
+    // Open incidents of one deployment only.
+    let incident = |id: &str, deployment: &str| Incident { id: id.into(), deployment: deployment.into(), trigger: "t".into(), kind: "data_drift".into(), evidence: serde_json::json!({}), status: "open".into(), opened: 1, analyses: vec![] };
+    for (id, d) in [("x_1", "b"), ("x%1", "b"), ("x@a", "other"), ("x@b", "b"), ("xa", "b")] {
+        store.open_incident(&who(), &incident(id, d)).await.unwrap();
+    }
+    let open: Vec<String> = store.open_incidents("b").await.unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(open.len(), 4);
+    assert!(!open.contains(&"x@a".to_owned()));
+    // The ledger by entity: the exact id and the prefix, where `_` and `%` are only characters.
+    let entries: Vec<String> = store.ledger_of_entity("x_1", Some("x@"), 0, 100).await.unwrap().into_iter().map(|e| e.entity_id).collect();
+    assert_eq!(entries, ["x_1", "x@a", "x@b"]);
+    let entries: Vec<String> = store.ledger_of_entity("x%", Some("x%"), 0, 100).await.unwrap().into_iter().map(|e| e.entity_id).collect();
+    assert_eq!(entries, ["x%1"]);
+    // One route's predictions and labels, chosen before the limit: the champion's older
+    // traffic and the shadow's cannot crowd the challenger out.
+    let record = |id: &str, route: RouteRole, time: i64| PredictionRecord {
+        id: id.into(),
+        deployment: "b".into(),
+        model: "m".into(),
+        version: 1,
+        route,
+        parent_id: None,
+        time,
+        latency_us: 1,
+        inputs: "{}".into(),
+        outputs: "{}".into(),
+        context: None,
+    };
+    let mut records: Vec<PredictionRecord> = (0..10).map(|i| record(&format!("c{i}"), RouteRole::Champion, i)).collect();
+    records.extend((0..10).map(|i| record(&format!("s{i}"), RouteRole::Shadow, i)));
+    records.extend((0..3).map(|i| record(&format!("n{i}"), RouteRole::Challenger, 100 + i)));
+    store.log_predictions(records).await.unwrap();
+    let challenger: Vec<String> = store.predictions_of_route("b", RouteRole::Challenger, 0, 2).await.unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(challenger, ["n0", "n1"]);
+    store.record_feedback(&(0..10).map(|i| Feedback { prediction_id: format!("c{i}"), label: serde_json::json!(1) }).chain([Feedback { prediction_id: "n2".into(), label: serde_json::json!(0) }]).collect::<Vec<_>>()).await.unwrap();
+    let labelled: Vec<String> = store.labelled_of_route("b", RouteRole::Challenger, 0, 1).await.unwrap().into_iter().map(|l| l.0.id).collect();
+    assert_eq!(labelled, ["n2"]);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -652,4 +723,5 @@ conformance!(
     incidents_keep_one_analysis_per_source,
     tokens_expire_revoke_and_die_with_their_user,
     monitors_read_in_commit_order_and_never_skip_late_records,
+    bounded_reads_take_only_what_they_need,
 );

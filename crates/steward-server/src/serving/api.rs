@@ -218,10 +218,13 @@ pub async fn stop(State(s): State<AppState>, Path(name): Path<String>, f: Fields
     Ok(Json(json!({ "deployment": routes.json(Some(&stored)) })))
 }
 
-/// A stored deployment with no live routes: not loaded yet, or failed to load (and why).
+/// A stored deployment with no live routes: not loaded yet, or failed to load (why, how many
+/// times in a row, and when it is tried again).
 fn not_serving(s: &AppState, d: &steward_core::serving::Deployment) -> Value {
     match s.serving.load_error(&d.spec.name) {
-        Some(error) => json!({ "name": d.spec.name, "model": d.spec.model.to_string(), "state": "failed", "error": error }),
+        Some((error, failures, retry)) => {
+            json!({ "name": d.spec.name, "model": d.spec.model.to_string(), "state": "failed", "error": error, "failures": failures, "retry_in_ms": retry.as_millis() as u64 })
+        }
         None => json!({ "name": d.spec.name, "model": d.spec.model.to_string(), "state": "not loaded" }),
     }
 }

@@ -367,8 +367,10 @@ impl Serving {
     }
 
     /// Why a stored deployment is not serving, if its last load failed.
-    pub fn load_error(&self, deployment: &str) -> Option<String> {
-        self.load_errors.read().expect("errors lock").get(deployment).map(|f| f.message.clone())
+    /// Why a stored deployment could not be loaded: the error, how many times in a row it
+    /// failed, and how long until the resync tries again.
+    pub fn load_error(&self, deployment: &str) -> Option<(String, u32, Duration)> {
+        self.load_errors.read().expect("errors lock").get(deployment).map(|f| (f.message.clone(), f.failures, f.next_try.saturating_duration_since(Instant::now())))
     }
 
     pub fn all_routes(&self) -> Vec<Arc<Routes>> {
