@@ -45,7 +45,8 @@ pub fn give_back() {
 }
 
 /// Gives memory back, on the blocking pool, when dropped: held by whatever a large request
-/// leaves behind until it is gone.
+/// leaves behind until it is gone. Make one only for a large request (`cond.then(|| GiveBack)`,
+/// never `then_some(GiveBack)`, which makes and drops one — a trim — every time).
 pub struct GiveBack;
 
 impl Drop for GiveBack {

@@ -25,6 +25,9 @@ pub const QUEUE_CAPACITY: usize = 65_536;
 pub const QUEUE_BYTES: usize = 256 << 20;
 /// Records per store write.
 const BATCH: usize = 2_000;
+/// A batch of records holding at most this many bytes of tensors is encoded on the writer task
+/// itself; a larger one on the blocking pool.
+const ENCODE_INLINE_BYTES: usize = 64 * 1024;
 
 /// A prediction on its way to the store; serialised by the writer, not the request.
 pub struct LogItem {
@@ -168,9 +171,16 @@ impl PredictionLog {
                         q.item
                     })
                     .collect();
-                // Encoding is CPU work (a large request's record is tens of MB of JSON): off the runtime.
-                let Ok(records) = tokio::task::spawn_blocking(move || items.into_iter().map(record).collect::<Vec<PredictionRecord>>()).await else { return };
-                let _give_back = (bytes >= crate::memory::LARGE).then_some(crate::memory::GiveBack);
+                // Encoding is CPU work (a large request's record is tens of MB of JSON): off the
+                // runtime, unless the batch is small enough that the hand-off costs more.
+                let encode = move || items.into_iter().map(record).collect::<Vec<PredictionRecord>>();
+                let records = if bytes <= ENCODE_INLINE_BYTES {
+                    encode()
+                } else {
+                    let Ok(records) = tokio::task::spawn_blocking(encode).await else { return };
+                    records
+                };
+                let _give_back = (bytes >= crate::memory::LARGE).then(|| crate::memory::GiveBack);
                 let n = records.len() as u64;
                 let result = store.log_predictions(records).await;
                 queued_bytes.fetch_sub(bytes, Relaxed);
