@@ -551,8 +551,25 @@ async fn tokens_expire_revoke_and_die_with_their_user(store: Store) {
     assert!(store.verify_ledger(&[]).await.unwrap().is_ok());
 }
 
+/// A logged one-row prediction of deployment `deployment` with empty inputs and outputs.
+fn prediction(deployment: &str, id: &str, route: steward_core::serving::RouteRole, time: i64) -> steward_core::serving::PredictionRecord {
+    steward_core::serving::PredictionRecord {
+        id: id.into(),
+        deployment: deployment.into(),
+        model: "m".into(),
+        version: 1,
+        route,
+        parent_id: None,
+        time,
+        latency_us: 1,
+        inputs: "{}".into(),
+        outputs: "{}".into(),
+        context: None,
+    }
+}
+
 async fn monitors_read_in_commit_order_and_never_skip_late_records(store: Store) {
-    use steward_core::serving::{DeploymentSpec, Feedback, ModelRef, PredictionRecord, RouteRole, WindowKind};
+    use steward_core::serving::{DeploymentSpec, Feedback, ModelRef, RouteRole, WindowKind};
     use steward_store::{Cursor, Window};
     let spec = DeploymentSpec {
         name: "late".into(),
@@ -564,19 +581,7 @@ async fn monitors_read_in_commit_order_and_never_skip_late_records(store: Store)
         max_rows_per_request: None,
     };
     store.put_deployment(&who(), &spec, true).await.unwrap();
-    let record = |id: &str, time: i64| PredictionRecord {
-        id: id.into(),
-        deployment: "late".into(),
-        model: "m".into(),
-        version: 1,
-        route: RouteRole::Champion,
-        parent_id: None,
-        time,
-        latency_us: 1,
-        inputs: "{}".into(),
-        outputs: "{}".into(),
-        context: None,
-    };
+    let record = |id: &str, time: i64| prediction("late", id, RouteRole::Champion, time);
     // Logged before the monitor: not judged.
     store.log_predictions(vec![record("before", 5)]).await.unwrap();
     store.put_monitor(&who(), "late", "{}", 0).await.unwrap();
@@ -667,19 +672,7 @@ async fn bounded_reads_take_only_what_they_need(store: Store) {
     assert_eq!(entries, ["x%1"]);
     // One route's predictions and labels, chosen before the limit: the champion's older
     // traffic and the shadow's cannot crowd the challenger out.
-    let record = |id: &str, route: RouteRole, time: i64| PredictionRecord {
-        id: id.into(),
-        deployment: "b".into(),
-        model: "m".into(),
-        version: 1,
-        route,
-        parent_id: None,
-        time,
-        latency_us: 1,
-        inputs: "{}".into(),
-        outputs: "{}".into(),
-        context: None,
-    };
+    let record = |id: &str, route: RouteRole, time: i64| prediction("b", id, route, time);
     let mut records: Vec<PredictionRecord> = (0..10).map(|i| record(&format!("c{i}"), RouteRole::Champion, i)).collect();
     records.extend((0..10).map(|i| record(&format!("s{i}"), RouteRole::Shadow, i)));
     records.extend((0..3).map(|i| record(&format!("n{i}"), RouteRole::Challenger, 100 + i)));
