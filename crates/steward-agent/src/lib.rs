@@ -272,7 +272,8 @@ canary: {steps: [10, 50, 100], min_requests: 100, max_error_rate_increase: 0.01,
     fn policies_refuse_what_they_cannot_mean() {
         for (yaml, needle) in [
             ("deployment: d\ntriggers: [{name: t, metric: m, above: 1, below: 0, incident: data_drift}]", "exactly one of 'above' and 'below'"),
-            ("deployment: d\ntriggers: [{name: t, metric: m, above: 1, windows: 0, incident: data_drift}]", "windows must be at least 1"),
+            ("deployment: d\ntriggers: [{name: t, metric: m, above: 1, windows: 0, incident: data_drift}]", "windows must be within 1..1000 consecutive windows, got 0"),
+            ("deployment: d\ntriggers: [{name: t, metric: m, above: 1, windows: 1001, incident: data_drift}]", "windows must be within 1..1000 consecutive windows, got 1001"),
             ("deployment: d\ntriggers: [{name: t, metric: m, above: 1, incident: meltdown}]", "meltdown"),
             ("deployment: d\napprovals: [promote]", "approvals"),
             ("deployment: d\ncanary: {steps: [10], max_error_rate: 0.1}", "max_error_rate"),

@@ -33,6 +33,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::canary::CanaryPolicy;
 
+/// The most consecutive windows a trigger may ask for: the agent reads at most this many of
+/// each series per tick.
+pub const MAX_TRIGGER_WINDOWS: usize = 1_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentKind {
@@ -153,8 +157,8 @@ impl TryFrom<RawTrigger> for Trigger {
             (None, Some(t)) => Condition::Below(t),
             _ => return Err(format!("trigger '{}' needs exactly one of 'above' and 'below'", r.name)),
         };
-        if r.windows == 0 {
-            return Err(format!("trigger '{}': windows must be at least 1", r.name));
+        if !(1..=MAX_TRIGGER_WINDOWS).contains(&r.windows) {
+            return Err(format!("trigger '{}': windows must be within 1..{MAX_TRIGGER_WINDOWS} consecutive windows, got {}", r.name, r.windows));
         }
         Ok(Trigger { name: r.name, metric: r.metric, feature: r.feature, condition, windows: r.windows, incident: r.incident, actions: r.actions })
     }

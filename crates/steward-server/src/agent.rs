@@ -34,9 +34,9 @@ use crate::serving::monitor::{MonitorSpec, answered, answers as answers_of, deci
 /// How often the agent looks, unless told otherwise.
 pub const TICK: Duration = Duration::from_secs(2);
 /// The windows of each series the agent reads per tick: at least the 12 recent windows an
-/// incident's analysis quotes (`analyse`), at most `MAX_WINDOWS` whatever a trigger asks.
+/// incident's analysis quotes (`analyse`), at most what a trigger may ask for.
 const RECENT_WINDOWS: usize = 12;
-const MAX_WINDOWS: usize = 1_000;
+const MAX_WINDOWS: usize = steward_agent::policy::MAX_TRIGGER_WINDOWS;
 const ALL_KINDS: [ActionKind; 6] = [ActionKind::Notify, ActionKind::Retrain, ActionKind::StartCanary, ActionKind::Promote, ActionKind::Rollback, ActionKind::Pause];
 
 fn agent_audit(what: &str) -> Audit {

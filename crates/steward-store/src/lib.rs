@@ -214,7 +214,8 @@ pub trait MonitorStore: Send + Sync {
     async fn labelled_of_route(&self, deployment: &str, route: RouteRole, since: i64, limit: i64) -> Result<Vec<(PredictionRecord, serde_json::Value, i64)>>;
 
     /// Creates or replaces a deployment's monitor: its time windows start at `start_time`, its
-    /// count and label windows with the next record committed.
+    /// count and label windows with the next record committed (a replaced monitor starts over:
+    /// its windows may now be of another kind or size).
     async fn put_monitor(&self, audit: &Audit, deployment: &str, spec: &str, start_time: i64) -> Result<()>;
     /// Every monitor with its spec and cursors.
     async fn monitors(&self) -> Result<Vec<MonitorState>>;

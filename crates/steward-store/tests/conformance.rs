@@ -623,6 +623,12 @@ async fn monitors_read_in_commit_order_and_never_skip_late_records(store: Store)
     store.record_feedback(&[label("b", 0)]).await.unwrap();
     let labels: Vec<(String, serde_json::Value)> = store.labels_after("late", state.label_cursor_seq, 10).await.unwrap().into_iter().map(|(r, l, _, _)| (r.id, l)).collect();
     assert_eq!(labels, [("a".to_owned(), serde_json::json!(0)), ("b".to_owned(), serde_json::json!(0))]);
+    // A replaced monitor starts over: nothing committed before is judged.
+    store.put_monitor(&who(), "late", "{\"window_seconds\": 60}", 5_000).await.unwrap();
+    let replaced = store.monitors().await.unwrap().into_iter().find(|m| m.deployment == "late").unwrap();
+    assert_eq!(replaced.time_cursor, 5_000);
+    assert!(store.predictions_after("late", replaced.cursor_seq, 0, 10).await.unwrap().is_empty());
+    assert!(store.labels_after("late", replaced.label_cursor_seq, 10).await.unwrap().is_empty());
 }
 
 async fn bounded_reads_take_only_what_they_need(store: Store) {

@@ -304,10 +304,19 @@ pub async fn monitor(cmd: MonitorCommand) -> anyhow::Result<()> {
             if let Some(label) = &label {
                 let (answer, labels) = score_reference(&http, &base, &tracking_uri, &deployment, &reference, &body, Some(label)).await?;
                 let (mut scores, mut classes) = (Vec::new(), Vec::new());
+                // Labels go as the table holds them: the server reads classes as it reads live
+                // labels (`key`: whole numbers without a fraction, booleans as 1 and 0).
                 for (s, l) in answer.scores.iter().zip(&labels) {
-                    if let (Some(s), Some(l)) = (s, crate::report::category(l)) {
+                    let class = match l {
+                        Cell::Null => continue,
+                        Cell::Num(v) if !v.is_finite() => continue,
+                        Cell::Num(v) => json!(v),
+                        Cell::Bool(b) => json!(b),
+                        Cell::Text(t) => json!(t),
+                    };
+                    if let Some(s) = s {
                         scores.push(json!(s));
-                        classes.push(json!(l));
+                        classes.push(class);
                     }
                 }
                 anyhow::ensure!(!scores.is_empty(), "the champion gives no score on {} (set outputs.score in --spec)", reference.display());

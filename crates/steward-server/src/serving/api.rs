@@ -322,7 +322,8 @@ pub async fn put_monitor(State(s): State<AppState>, Path(name): Path<String>, f:
     if let Some(o) = body.as_object_mut() {
         o.remove("steward_reason");
     }
-    let spec = super::monitor::MonitorSpec::parse(body)?;
+    // Parsing fits the estimated-quality calibration (up to 100,000 reference rows): off the runtime.
+    let spec = tokio::task::spawn_blocking(move || super::monitor::MonitorSpec::parse(body)).await.map_err(|e| Error::internal(format!("reading the monitor spec failed: {e}")))??;
     if let Some(url) = &spec.webhook_url {
         super::monitor::webhook_allowed(url, &s.serving.webhook_allow())?;
     }

@@ -103,15 +103,16 @@ impl PredictionLog {
     /// Queues a record; `Err` when the queue is full (in records or bytes), counted as dropped.
     fn enqueue(&self, metrics: &Metrics, item: LogItem, ack: Option<oneshot::Sender<bool>>) -> Result<(), ()> {
         let bytes = size_of(&item);
-        // Counted before it can be written, so that `settled` never passes `queued`.
-        self.queued.fetch_add(1, SeqCst);
         let full = self.queued_bytes.fetch_add(bytes, Relaxed) + bytes > QUEUE_BYTES || self.tx.try_send(Queued { item, bytes, ack }).is_err();
         if full {
+            // Refused: never queued, so neither counted nor settled (it was not written).
             self.queued_bytes.fetch_sub(bytes, Relaxed);
-            self.settled.fetch_add(1, SeqCst);
             metrics.log_dropped.fetch_add(1, Relaxed);
             return Err(());
         }
+        // Counted once queued: a record's time is taken microseconds before, so every record
+        // made before a mark's time (GRACE_MS back) is in the count read at the mark.
+        self.queued.fetch_add(1, SeqCst);
         Ok(())
     }
 

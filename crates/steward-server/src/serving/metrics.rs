@@ -119,6 +119,14 @@ impl Metrics {
         r
     }
 
+    /// Registers stats a route being installed counts into, if a resync dropped them meanwhile.
+    pub fn keep(&self, stats: &Arc<RouteStats>) {
+        let mut routes = self.routes.lock().expect("metrics lock");
+        if !routes.iter().any(|r| Arc::ptr_eq(r, stats)) {
+            routes.push(stats.clone());
+        }
+    }
+
     /// Drops the stats of routes that are not `live` and were made more than a minute ago (a
     /// route is made when its version loads, shortly before it is installed).
     pub fn retain_routes(&self, live: impl Fn(&Arc<RouteStats>) -> bool) {

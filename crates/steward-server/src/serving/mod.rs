@@ -171,7 +171,7 @@ pub struct Admission {
 impl Admission {
     /// `turns` scoring requests at once, `queue` more waiting.
     pub fn new(turns: usize, queue: usize) -> Self {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers());
         Admission { turns: Arc::new(tokio::sync::Semaphore::new(turns.max(1))), waiting: std::sync::atomic::AtomicUsize::new(0), queue, inline: turns.max(1) < threads }
     }
 
@@ -223,7 +223,7 @@ impl Ticket<'_> {
         let turn = turn.map_err(|_| InferError::Internal("scoring is shutting down".into()))?;
         if inline {
             let _turn = turn;
-            return work();
+            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|_| Err(InferError::Internal("scoring failed: it panicked".into())));
         }
         tokio::task::spawn_blocking(move || {
             let _turn = turn;
@@ -364,6 +364,8 @@ impl Serving {
 
     /// Asks the resync loop to run now (an alias or version changed).
     pub fn registry_changed(&self) {
+        // A failed deployment may load now (an alias moved to a version that works).
+        self.load_errors.write().expect("errors lock").values_mut().for_each(|f| f.next_try = Instant::now());
         self.changed.notify_one();
     }
 
@@ -394,6 +396,9 @@ impl Serving {
     }
 
     pub fn install(&self, routes: Routes) -> Arc<Routes> {
+        for served in std::iter::once(&routes.champion).chain(routes.challenger.as_ref()).chain(routes.shadow.as_ref()) {
+            self.metrics.keep(&served.stats);
+        }
         let routes = Arc::new(routes);
         self.live.write().expect("live lock").insert(routes.spec.name.clone(), routes.clone());
         self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

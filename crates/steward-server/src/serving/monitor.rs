@@ -138,8 +138,8 @@ impl EstimatedQualitySpec {
         if !(MIN_REFERENCE_ROWS..=MAX_REFERENCE_ROWS).contains(&n) {
             return Err(Error::invalid(format!("estimated_quality.reference_scores must hold {MIN_REFERENCE_ROWS} to {MAX_REFERENCE_ROWS} rows, got {n}")));
         }
-        if let Some((i, s)) = self.reference_scores.iter().enumerate().find(|(_, s)| !s.is_finite()) {
-            return Err(Error::invalid(format!("estimated_quality.reference_scores[{i}] is not a finite number ({s})")));
+        if let Some((i, s)) = self.reference_scores.iter().enumerate().find(|(_, s)| !(0.0..=1.0).contains(*s)) {
+            return Err(Error::invalid(format!("estimated_quality.reference_scores[{i}] is {s}: scores must be probabilities of the positive class, within 0..1")));
         }
         let mut labels = Vec::with_capacity(n);
         for (i, v) in self.reference_labels.iter().enumerate() {
@@ -390,6 +390,11 @@ fn features(spec: &MonitorSpec, records: &[PredictionRecord]) -> Vec<Column> {
     out
 }
 
+/// A window's (first, last) time: records in commit order are not in time order.
+fn span(times: impl Iterator<Item = i64>) -> (i64, i64) {
+    times.fold(None, |acc: Option<(i64, i64)>, t| Some(acc.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))))).unwrap_or((0, 0))
+}
+
 fn metric(deployment: &str, window: (i64, i64), name: &str, feature: &str, value: f64) -> MonitorMetric {
     MonitorMetric { deployment: deployment.to_owned(), window_start: window.0, window_end: window.1, metric: name.to_owned(), feature: feature.to_owned(), value }
 }
@@ -427,7 +432,7 @@ pub fn answers(spec: &MonitorSpec, records: &[PredictionRecord]) -> Vec<Answered
 /// selection rate by group, the demographic parity difference and the adverse impact ratio
 /// (alerting under the four-fifths rule). The agent judges each canary route with it too.
 pub fn decisions(deployment: &str, spec: &MonitorSpec, records: &[PredictionRecord], answers: &[Answered]) -> (Vec<MonitorMetric>, Vec<Alert>) {
-    let window = (records.first().map_or(0, |r| r.time), records.last().map_or(0, |r| r.time));
+    let window = span(records.iter().map(|r| r.time));
     let n = records.len();
     let (mut metrics, mut alerts) = (Vec::new(), Vec::new());
     let positive = spec.positive();
@@ -473,7 +478,7 @@ pub fn decisions(deployment: &str, spec: &MonitorSpec, records: &[PredictionReco
 /// Judges one window of answered predictions: its metrics, and the alerts they raise.
 /// `error_rate` is the share of requests answered with an error since the previous window.
 pub fn judge(deployment: &str, spec: &MonitorSpec, records: &[PredictionRecord], error_rate: Option<f64>) -> (Vec<MonitorMetric>, Vec<Alert>) {
-    let window = (records.first().map_or(0, |r| r.time), records.last().map_or(0, |r| r.time));
+    let window = span(records.iter().map(|r| r.time));
     let n = records.len();
     let options = spec.options();
     let mut metrics = Vec::new();
@@ -597,7 +602,8 @@ fn estimated(deployment: &str, window: (i64, i64), spec: &MonitorSpec, e: &Estim
     let (mut probabilities, mut scores, mut predicted) = (Vec::new(), Vec::new(), Vec::new());
     for a in answers {
         for (i, s) in a.scores.iter().enumerate() {
-            let Some(s) = s.filter(|s| s.is_finite()) else { continue };
+            // A score outside 0..1 is not a probability: left out rather than failing the window.
+            let Some(s) = s.filter(|s| (0.0..=1.0).contains(s)) else { continue };
             probabilities.push(e.probability(s));
             scores.push(s);
             predicted.push(u8::from(a.labels.get(i).cloned().flatten().is_some_and(|l| l == positive)));
@@ -650,7 +656,7 @@ fn fairness(selected: &[u8], truth: Option<&[u8]>, group: &[String], f: &Fairnes
 /// Judges one window of labelled predictions (in label order): quality against the labels,
 /// and equalized odds by the fairness attribute.
 pub fn judge_labels(deployment: &str, spec: &MonitorSpec, labelled: &[(PredictionRecord, Value, i64)]) -> (Vec<MonitorMetric>, Vec<Alert>) {
-    let window = (labelled.first().map_or(0, |l| l.2), labelled.last().map_or(0, |l| l.2));
+    let window = span(labelled.iter().map(|l| l.2));
     let (mut metrics, mut alerts) = (Vec::new(), Vec::new());
     let Some(q) = &spec.quality else { return (metrics, alerts) };
     let positive = spec.positive();
@@ -714,7 +720,8 @@ pub type Counters = HashMap<String, (u64, u64)>;
 #[derive(Default)]
 pub struct TickState {
     seen: Counters,
-    specs: HashMap<String, (String, Arc<MonitorSpec>)>,
+    /// `None`: the text does not parse (logged once, not parsed again until it changes).
+    specs: HashMap<String, (String, Option<Arc<MonitorSpec>>)>,
     /// (a time, how many records the log had queued by GRACE_MS after it), oldest first.
     marks: std::collections::VecDeque<(i64, u64)>,
     settled: i64,
@@ -759,24 +766,17 @@ pub async fn tick(store: &Arc<dyn MetadataStore>, http: &reqwest::Client, webhoo
     let seen = &mut kept.seen;
     for state in monitors {
         let deployment = state.deployment;
-        let spec = match kept.specs.get(&deployment) {
+        let cached = match kept.specs.get(&deployment) {
             Some((text, spec)) if *text == state.spec => spec.clone(),
             _ => {
                 let text = state.spec.clone();
                 let parsed = off_runtime(move || serde_json::from_str::<Value>(&text).map_err(|e| Error::internal(e.to_string())).and_then(MonitorSpec::parse)).await?;
-                match parsed {
-                    Ok(s) => {
-                        let spec = Arc::new(s);
-                        kept.specs.insert(deployment.clone(), (state.spec, spec.clone()));
-                        spec
-                    }
-                    Err(e) => {
-                        tracing::error!(deployment, "unreadable monitor spec: {}", e.message());
-                        continue;
-                    }
-                }
+                let spec = parsed.map(Arc::new).map_err(|e| tracing::error!(deployment, "unreadable monitor spec: {}", e.message())).ok();
+                kept.specs.insert(deployment.clone(), (state.spec, spec.clone()));
+                spec
             }
         };
+        let Some(spec) = cached else { continue };
         let mut raised = Vec::new();
         let repeat_ms = spec.repeat_interval_seconds.map_or(DEFAULT_REPEAT_MS, |s| (s as i64).saturating_mul(1000));
         let mut error_rate = || {
@@ -1058,6 +1058,7 @@ mod tests {
             (json!({ "estimated_quality": { "reference_scores": vec![0.5; 30], "reference_labels": vec![1; 29] } }), "30 reference_scores but 29 reference_labels"),
             (json!({ "estimated_quality": { "reference_scores": vec![0.5; 30], "reference_labels": vec![1; 30] } }), "both the positive class '1' and another"),
             (json!({ "estimated_quality": { "reference_scores": vec![0.5; 5], "reference_labels": [1, 0, 1, 0, 1] } }), "20 to 100000 rows, got 5"),
+            (json!({ "estimated_quality": { "reference_scores": (0..30).map(|i| f64::from(i) - 2.0).collect::<Vec<_>>(), "reference_labels": (0..30).map(|i| i % 2).collect::<Vec<_>>() } }), "reference_scores[0] is -2: scores must be probabilities"),
         ] {
             let mut v = base();
             v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());

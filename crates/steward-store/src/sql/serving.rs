@@ -10,7 +10,7 @@ use steward_core::{Error, Result};
 use super::{Bind, SqlStore, WriteTx, append, db_error, dyn_query, is_unique_violation, now_ms, value_rows};
 use crate::{Cursor, MonitorStore, ServingStore, Window};
 
-/// Rows per multi-row INSERT: 11 binds each stays far below both backends' bind limits.
+/// Rows per multi-row INSERT: 12 binds each stays far below both backends' bind limits.
 const PREDICTION_CHUNK: usize = 500;
 
 fn deployment_not_found(name: &str) -> Error {
@@ -289,7 +289,8 @@ impl MonitorStore for SqlStore {
         sqlx::query(
             "INSERT INTO monitors (deployment, spec, cursor_time, cursor_id, label_cursor_time, label_cursor_id, creation_time, created_by, cursor_seq, label_cursor_seq) \
              VALUES ($1, $2, $3, '', $3, '', $4, $5, (SELECT last FROM log_sequences WHERE name = 'predictions'), (SELECT last FROM log_sequences WHERE name = 'feedback')) \
-             ON CONFLICT (deployment) DO UPDATE SET spec = excluded.spec",
+             ON CONFLICT (deployment) DO UPDATE SET spec = excluded.spec, cursor_time = excluded.cursor_time, cursor_seq = excluded.cursor_seq, \
+             label_cursor_seq = excluded.label_cursor_seq",
         )
         .bind(deployment)
         .bind(spec)
