@@ -1,6 +1,6 @@
-"""Memory per request is bounded: a 60 MiB CSV scored through MLflow's invocations protocol
-raises the server's peak resident memory by less than three times the body, and the memory is
-given back once the answer is sent. A deployment's row limit refuses a larger request with 413
+"""Memory per request is bounded: a 60 MiB CSV scored through MLflow's invocations protocol,
+and a 60 MiB Open Inference Protocol JSON request, raise the server's peak resident memory by
+less than three times the body, and the CSV's memory is given back once the answer is sent. A deployment's row limit refuses a larger request with 413
 as the row past it is read."""
 
 import contextlib
@@ -83,6 +83,32 @@ def test_a_60_mib_csv_peaks_under_three_times_its_size_and_is_given_back(tmp_pat
             time.sleep(0.2)
         print(f"resident after: {rss / MIB:.0f} MiB (before: {baseline / MIB:.0f} MiB)")
         assert rss < baseline + len(body) // 2, f"the server still holds {(rss - baseline) / MIB:.0f} MiB more than before the request"
+
+
+def test_a_60_mib_oip_json_request_peaks_under_three_times_its_size(tmp_path):
+    """The Open Inference Protocol's JSON `data` is read straight into numbers, and the body is
+    let go once the tensors are made (MLflow's JSON frames are still read as a tree of values:
+    about 5x their size)."""
+    import json
+    with deployed(tmp_path, "big-json", 5) as (proc, base, x):
+        url = f"{base}/v2/models/big-json/infer"
+        one = {"inputs": [{"name": "input", "shape": [1, FEATURES], "datatype": "FP32", "data": x[0].tolist()}]}
+        assert requests.post(url, json=one).status_code == 200
+        sample = [list(map(float, r)) for r in x]
+        per_row = len(json.dumps(sample)) / len(sample)
+        rows = (sample * (int(60 * MIB / per_row) // len(sample) + 1))[: int(60 * MIB / per_row)]
+        body = json.dumps({"inputs": [{"name": "input", "shape": [len(rows), FEATURES], "datatype": "FP32", "data": rows}]}).encode()
+        baseline = status_kb(proc.pid, "VmRSS") * 1024
+        with open(f"/proc/{proc.pid}/clear_refs", "w") as f:
+            f.write("5")
+        r = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=600)
+        assert r.status_code == 200, r.text[:500]
+        labels = next(o for o in r.json()["outputs"] if o["name"] == "output_label")
+        assert labels["shape"][0] == len(rows)
+        del r, labels
+        growth = status_kb(proc.pid, "VmHWM") * 1024 - baseline
+        print(f"60 MiB OIP JSON: body {len(body) / MIB:.1f} MiB ({len(rows)} rows): growth {growth / MIB:.0f} MiB = {growth / len(body):.2f}x the body")
+        assert growth < 3 * len(body), f"scoring a {len(body)}-byte JSON request grew the server by {growth} bytes ({growth / len(body):.2f}x)"
 
 
 def test_a_deployment_row_limit_refuses_larger_requests_with_413(tmp_path):

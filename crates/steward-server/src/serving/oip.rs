@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use steward_runtime::{DType, Tensor};
 
-use super::tensors::{element_count, flat_json, flatten, from_binary, parse_json, to_binary, typed};
+use super::tensors::{FlatData, element_count, flat_json, from_binary, parse_lenient, to_binary};
 use super::{InferError, Routes};
 use crate::AppState;
 
@@ -88,19 +88,48 @@ pub fn routing_key(headers: &HeaderMap, parameters: Option<&Map<String, Value>>)
         .or_else(|| parameters.and_then(|p| p.get("routing_key")).and_then(|v| v.as_str()).map(str::to_owned))
 }
 
-fn parse_inputs(req: &Map<String, Value>, mut binary: &[u8]) -> Result<Vec<Tensor>, InferError> {
-    let inputs = req.get("inputs").and_then(Value::as_array).ok_or_else(|| bad("the request has no 'inputs' list"))?;
+/// An inference request as read from its JSON: each input's `data` straight into numbers
+/// (`FlatData`), the rest as JSON values, checked below with errors naming the field.
+#[derive(serde::Deserialize)]
+struct Request {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    inputs: Option<Vec<Input>>,
+    #[serde(default)]
+    parameters: Option<Value>,
+    #[serde(default)]
+    outputs: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct Input {
+    #[serde(default)]
+    name: Option<Value>,
+    #[serde(default)]
+    shape: Option<Value>,
+    #[serde(default)]
+    datatype: Option<Value>,
+    #[serde(default)]
+    parameters: Option<Value>,
+    #[serde(default)]
+    data: Option<FlatData>,
+}
+
+fn parse_inputs(inputs: Option<Vec<Input>>, mut binary: &[u8]) -> Result<Vec<Tensor>, InferError> {
+    let inputs = inputs.ok_or_else(|| bad("the request has no 'inputs' list"))?;
     let mut out = Vec::with_capacity(inputs.len());
-    for (i, input) in inputs.iter().enumerate() {
-        let name = input.get("name").and_then(Value::as_str).ok_or_else(|| bad(format!("inputs[{i}] has no 'name'")))?;
-        let datatype = input.get("datatype").and_then(Value::as_str).ok_or_else(|| bad(format!("input '{name}' has no 'datatype'")))?;
+    for (i, input) in inputs.into_iter().enumerate() {
+        let name = input.name.as_ref().and_then(Value::as_str).ok_or_else(|| bad(format!("inputs[{i}] has no 'name'")))?;
+        let datatype = input.datatype.as_ref().and_then(Value::as_str).ok_or_else(|| bad(format!("input '{name}' has no 'datatype'")))?;
         let dtype = DType::parse(datatype).ok_or_else(|| bad(format!("input '{name}' has datatype {datatype}; Steward takes BOOL, INT32, INT64, FP32, FP64 and BYTES")))?;
         let shape: Vec<usize> = input
-            .get("shape")
+            .shape
+            .as_ref()
             .and_then(Value::as_array)
             .and_then(|s| s.iter().map(|d| d.as_u64().map(|d| d as usize)).collect())
             .ok_or_else(|| bad(format!("input '{name}' has no valid 'shape' (a list of non-negative integers)")))?;
-        let size = input.get("parameters").and_then(|p| p.get("binary_data_size"));
+        let size = input.parameters.as_ref().and_then(|p| p.get("binary_data_size"));
         let data = match size {
             Some(size) => {
                 let size = size.as_u64().ok_or_else(|| bad(format!("input '{name}': binary_data_size is not a number")))? as usize;
@@ -109,14 +138,12 @@ fn parse_inputs(req: &Map<String, Value>, mut binary: &[u8]) -> Result<Vec<Tenso
                 from_binary(name, dtype, &shape, bytes)?
             }
             None => {
-                let data = input.get("data").ok_or_else(|| bad(format!("input '{name}' has neither 'data' nor binary data")))?;
-                let mut flat = Vec::new();
-                flatten(data, &mut flat);
+                let flat = input.data.ok_or_else(|| bad(format!("input '{name}' has neither 'data' nor binary data")))?;
                 let n = element_count(name, &shape)?;
                 if flat.len() != n {
                     return Err(bad(format!("input '{name}' has {} values; shape {shape:?} needs {n}", flat.len())));
                 }
-                typed(name, dtype, &flat)?
+                flat.typed(name, dtype)?
             }
         };
         out.push(Tensor::new(name, shape, data));
@@ -130,10 +157,18 @@ fn parse_inputs(req: &Map<String, Value>, mut binary: &[u8]) -> Result<Vec<Tenso
 pub async fn infer(State(s): State<AppState>, Path(params): Path<Vec<(String, String)>>, req: axum::extract::Request) -> Response {
     let name = params.into_iter().next().map(|p| p.1).unwrap_or_default();
     let serving = s.serving.clone();
-    serving.score(req, move |headers, body| infer_inner(&s, &name, &headers, &body)).await
+    serving.score(req, move |headers, body| infer_inner(&s, &name, &headers, body)).await
 }
 
-fn infer_inner(s: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<super::Scored, InferError> {
+/// Reads the request into tensors, then lets the body go (a large one is most of the memory
+/// the request holds) before inference, the answer and the log record are made.
+fn infer_inner(s: &AppState, name: &str, headers: &HeaderMap, body: bytes::Bytes) -> Result<super::Scored, InferError> {
+    let (req, inputs) = read_request(headers, &body)?;
+    drop(body);
+    answer(s, name, headers, req, inputs)
+}
+
+fn read_request(headers: &HeaderMap, body: &[u8]) -> Result<(Request, Vec<Tensor>), InferError> {
     let (head, binary) = match headers.get(HEADER_LENGTH) {
         Some(v) => {
             let n: usize = v.to_str().ok().and_then(|v| v.parse().ok()).ok_or_else(|| bad("Inference-Header-Content-Length is not a number"))?;
@@ -141,10 +176,17 @@ fn infer_inner(s: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Re
         }
         None => (body, &[][..]),
     };
-    let req = parse_json(head)?;
-    let req = req.as_object().ok_or_else(|| bad("the request must be a JSON object"))?;
-    let inputs = parse_inputs(req, binary)?;
-    let parameters = req.get("parameters").and_then(Value::as_object);
+    let req: Request = parse_lenient(head).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => bad(format!("the request is not an inference request (a JSON object with an 'inputs' list): {e}")),
+        _ => bad(format!("the request is not valid JSON: {e}")),
+    })?;
+    let mut req = req;
+    let inputs = parse_inputs(req.inputs.take(), binary)?;
+    Ok((req, inputs))
+}
+
+fn answer(s: &AppState, name: &str, headers: &HeaderMap, req: Request, inputs: Vec<Tensor>) -> Result<super::Scored, InferError> {
+    let parameters = req.parameters.as_ref().and_then(Value::as_object);
     let key = routing_key(headers, parameters);
     let context = parameters.and_then(|p| p.get("context")).map(Value::to_string);
     let reasons = reason_count(parameters.and_then(|p| p.get("reason_codes")))?;
@@ -152,7 +194,7 @@ fn infer_inner(s: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Re
     let logged = answer.logged.take();
 
     let all_binary = parameters.and_then(|p| p.get("binary_data_output")).and_then(Value::as_bool).unwrap_or(false);
-    let wanted: Vec<(&Tensor, bool)> = match req.get("outputs").and_then(Value::as_array) {
+    let wanted: Vec<(&Tensor, bool)> = match req.outputs.as_ref().and_then(Value::as_array) {
         Some(list) => list
             .iter()
             .map(|o| {
@@ -187,7 +229,7 @@ fn infer_inner(s: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Re
         "outputs": outputs,
         "parameters": { "prediction_id": answer.prediction_id, "route": answer.route.as_str(), "model": answer.model },
     });
-    if let Some(id) = req.get("id") {
+    if let Some(id) = &req.id {
         resp["id"] = id.clone();
     }
     if let Some(codes) = &answer.reason_codes {

@@ -59,6 +59,153 @@ pub fn typed(name: &str, dtype: DType, values: &[&Value]) -> Result<Data, InferE
     })
 }
 
+/// A tensor's `data` read as the JSON parser meets it, flattened however deeply it nests:
+/// numbers go straight into one `f64` buffer (8 bytes each, where a tree of `Value`s takes 32
+/// and a list of references to them 8 more), so a large request costs about its element count
+/// in memory, not several times its body. Anything else — a string, boolean, null, object or an
+/// integer beyond 2^53 — turns the buffer into JSON values, converted by [`typed`] as before.
+#[derive(Debug, Default)]
+pub struct FlatData {
+    numbers: Vec<f64>,
+    /// Per number: written with a fraction or an exponent (so not an integer to INT types).
+    fraction: Vec<bool>,
+    values: Option<Vec<Value>>,
+}
+
+/// Integers up to this magnitude are exact in an `f64`.
+const EXACT: i128 = 1 << 53;
+
+impl FlatData {
+    pub fn len(&self) -> usize {
+        self.values.as_ref().map_or(self.numbers.len(), Vec::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn number(&self, i: usize) -> Value {
+        let x = self.numbers[i];
+        if self.fraction[i] { serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number) } else { Value::from(x as i64) }
+    }
+
+    fn values(&mut self) -> &mut Vec<Value> {
+        if self.values.is_none() {
+            let values = (0..self.numbers.len()).map(|i| self.number(i)).collect();
+            self.numbers = Vec::new();
+            self.fraction = Vec::new();
+            self.values = Some(values);
+        }
+        self.values.as_mut().expect("values")
+    }
+
+    fn push_integer(&mut self, v: i128) {
+        match &mut self.values {
+            None if v.abs() <= EXACT => {
+                self.numbers.push(v as f64);
+                self.fraction.push(false);
+            }
+            _ => {
+                let v = i64::try_from(v).map(Value::from).unwrap_or_else(|_| Value::from(v as u64));
+                self.values().push(v);
+            }
+        }
+    }
+
+    fn push_float(&mut self, v: f64) {
+        match &mut self.values {
+            None => {
+                self.numbers.push(v);
+                self.fraction.push(true);
+            }
+            Some(values) => values.push(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)),
+        }
+    }
+
+    /// The elements as `dtype`, with [`typed`]'s rules and errors.
+    pub fn typed(self, name: &str, dtype: DType) -> Result<Data, InferError> {
+        if let Some(values) = &self.values {
+            return typed(name, dtype, &values.iter().collect::<Vec<_>>());
+        }
+        let wrong = |i: usize| {
+            let range = if matches!(dtype, DType::Fp32 | DType::Int32) { " (or is out of its range)" } else { "" };
+            bad(format!("input '{name}' element {i} ({}) is not a {dtype} value{range}", self.number(i)))
+        };
+        let integer = |i: usize| if self.fraction[i] { Err(wrong(i)) } else { Ok(self.numbers[i] as i64) };
+        Ok(match dtype {
+            DType::Fp32 => Data::Fp32(self.numbers.iter().enumerate().map(|(i, x)| Some(*x as f32).filter(|f| f.is_finite()).ok_or_else(|| wrong(i))).collect::<Result<_, _>>()?),
+            DType::Fp64 => Data::Fp64(self.numbers.clone()),
+            DType::Int64 => Data::Int64((0..self.numbers.len()).map(integer).collect::<Result<_, _>>()?),
+            DType::Int32 => Data::Int32((0..self.numbers.len()).map(|i| integer(i).and_then(|v| i32::try_from(v).map_err(|_| wrong(i)))).collect::<Result<_, _>>()?),
+            DType::Bool | DType::Bytes => match self.numbers.is_empty() {
+                true => typed(name, dtype, &[])?,
+                false => return Err(wrong(0)),
+            },
+        })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FlatData {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut flat = FlatData::default();
+        serde::de::DeserializeSeed::deserialize(Into(&mut flat), d)?;
+        Ok(flat)
+    }
+}
+
+/// Reads one element, or an array of them at any depth, into a [`FlatData`].
+struct Into<'a>(&'a mut FlatData);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Into<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Into<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("tensor elements")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Into(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.0.push_integer(i128::from(v));
+        Ok(())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.0.push_integer(i128::from(v));
+        Ok(())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.0.push_float(v);
+        Ok(())
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.0.values().push(Value::Bool(v));
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.0.values().push(Value::String(v.to_owned()));
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.0.values().push(Value::Null);
+        Ok(())
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let v = <Value as serde::Deserialize>::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        self.0.values().push(v);
+        Ok(())
+    }
+}
+
 /// A JSON (possibly nested) array as a tensor of `dtype`, its shape taken from the nesting.
 pub fn from_nested(name: &str, dtype: DType, v: &Value) -> Result<Tensor, InferError> {
     let shape = nested_shape(name, v)?;
@@ -236,6 +383,12 @@ impl serde::Serialize for LoggedTensors<'_> {
 /// Parses a request body as JSON, accepting the bare `NaN` that Python's `json` module writes
 /// for missing values (read as null, which float inputs take as NaN).
 pub fn parse_json(body: &[u8]) -> Result<Value, InferError> {
+    parse_lenient(body).map_err(|e| bad(format!("the request is not valid JSON: {e}")))
+}
+
+/// Parses a body as `T` as [`parse_json`] does (bare `NaN` read as null); the error is the
+/// first attempt's.
+pub fn parse_lenient<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
     match serde_json::from_slice(body) {
         Ok(v) => Ok(v),
         Err(first) => {
@@ -256,7 +409,7 @@ pub fn parse_json(body: &[u8]) -> Result<Value, InferError> {
                 out.push(b);
                 i += 1;
             }
-            serde_json::from_slice(&out).map_err(|_| bad(format!("the request is not valid JSON: {first}")))
+            serde_json::from_slice(&out).map_err(|_| first)
         }
     }
 }
@@ -275,6 +428,25 @@ mod tests {
         let mut two = Vec::new();
         to_binary(&Data::Bytes(vec!["a".into(), "bc".into()]), &mut two);
         assert!(matches!(from_binary("x", DType::Bytes, &[2], &two), Ok(Data::Bytes(v)) if v == ["a", "bc"]));
+    }
+
+    #[test]
+    fn data_is_read_straight_into_numbers_with_the_same_rules() {
+        let flat = |text: &str| serde_json::from_str::<super::FlatData>(text).unwrap();
+        // Nested at any depth, read flat; integers stay integers for INT types.
+        assert_eq!(flat("[[1, 2], [3, [4]]]").typed("x", DType::Int64).unwrap(), Data::Int64(vec![1, 2, 3, 4]));
+        assert_eq!(flat("[[1.5, 2], [3e0, -4]]").typed("x", DType::Fp32).unwrap(), Data::Fp32(vec![1.5, 2.0, 3.0, -4.0]));
+        assert_eq!(flat("[1.0, 2]").typed("x", DType::Int64).unwrap_err().message(), "input 'x' element 0 (1.0) is not a INT64 value");
+        assert_eq!(flat("[1, 3000000000]").typed("x", DType::Int32).unwrap_err().message(), "input 'x' element 1 (3000000000) is not a INT32 value (or is out of its range)");
+        assert_eq!(flat("[1e39]").typed("x", DType::Fp32).unwrap_err().message(), "input 'x' element 0 (1e+39) is not a FP32 value (or is out of its range)");
+        // Past 2^53, strings, booleans and nulls: JSON values, converted as before.
+        assert_eq!(flat("[9007199254740993, 1]").typed("x", DType::Int64).unwrap(), Data::Int64(vec![9007199254740993, 1]));
+        assert_eq!(flat("[[\"a\"], [\"b\"]]").typed("x", DType::Bytes).unwrap(), Data::Bytes(vec!["a".into(), "b".into()]));
+        assert_eq!(flat("[true, false]").typed("x", DType::Bool).unwrap(), Data::Bool(vec![true, false]));
+        let with_null = flat("[1.5, null]").typed("x", DType::Fp32).unwrap();
+        assert!(matches!(&with_null, Data::Fp32(v) if v[0] == 1.5 && v[1].is_nan()));
+        assert_eq!(flat("[1, {\"a\": 1}]").len(), 2);
+        assert_eq!(flat("[1]").typed("x", DType::Bool).unwrap_err().message(), "input 'x' element 0 (1) is not a BOOL value");
     }
 
     #[test]
